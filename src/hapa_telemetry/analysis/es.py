@@ -1,0 +1,548 @@
+"""``hapa-telemetry logs --es URL``: the same filters and reports over Elasticsearch.
+
+The collector writes log records to daily indices ``hapa-backend-YYYY.MM.dd``. Every
+question is answered with one or two ``_search`` requests: filters become a ``bool``
+filter query, reports become aggregations (``terms``, ``percentiles``, ``stats``,
+``filter``, ``min``/``max``, ``top_hits`` of size 1). Documents are never downloaded in
+bulk; the ``lines`` report pages through at most ``--limit`` hits (default 1000).
+
+Where each log field lives in the documents depends on the collector's exporter mapping
+mode; :data:`FIELD_PATHS` is the one table that says so (first path present in the
+indices wins, found with one ``_field_caps`` request, and a ``text`` field's ``.keyword``
+sub-field is used for exact matches and aggregations).
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from collections.abc import Mapping
+from typing import Any
+
+import httpx
+import orjson
+
+from hapa_telemetry import names
+from hapa_telemetry.analysis.filters import Filters
+from hapa_telemetry.analysis.records import LEVEL_ALIASES, levels_at_or_above
+from hapa_telemetry.analysis.render import Painter, render_report, use_colour
+from hapa_telemetry.analysis.reports import NO_VALUE
+
+DEFAULT_INDEX = f"{names.ES_LOG_INDEX_PREFIX}-*"
+DEFAULT_LINE_LIMIT = 1000
+_PAGE = 500
+_GROUPS = 200
+
+#: Logical log field -> where it may live in a document, in order of preference.
+#: The first entries are the collector's layout as documented in docs/elasticsearch.md
+#: (elasticsearch exporter, ``mapping::mode: otel``: log attributes under ``attributes.``,
+#: body in ``body.text``); the later ones cover the exporter's ``raw``/``none`` modes and
+#: documents indexed straight from the JSON files (Logstash, as in the seed).
+FIELD_PATHS: dict[str, tuple[str, ...]] = {
+    "timestamp": ("@timestamp", "timestamp"),
+    "level": ("severity_text", "SeverityText", "level", "log.level"),
+    "severity_number": ("severity_number", "SeverityNumber"),
+    "message": ("body.text", "body_text", "message", "Body", "body"),
+    "logger": ("attributes.logger", "scope.name", "logger", "Scope.name"),
+    "trace_id": ("trace_id", "TraceId", "attributes.trace_id"),
+    "span_id": ("span_id", "SpanId", "attributes.span_id"),
+    "service": ("resource.attributes.service.name", "service", "Resource.service.name"),
+    **{
+        name: (f"attributes.{name}", name, f"Attributes.{name}")
+        for name in (
+            "user_id",
+            "request_id",
+            "event_type",
+            "endpoint",
+            "method",
+            "status_code",
+            "duration",
+            "client_ip",
+            "error_type",
+            "error_message",
+            "cached",
+            "model",
+            "prompt_length",
+            "response_length",
+            "hit_rate",
+            "cache_size",
+        )
+    },
+}
+
+#: OpenTelemetry severity numbers of the lowest severity of each level.
+SEVERITY_NUMBER = {"DEBUG": 5, "INFO": 9, "WARNING": 13, "ERROR": 17, "CRITICAL": 21}
+
+_TEXT_TYPES = {"text", "match_only_text"}
+_EXACT_TYPES = {"keyword", "constant_keyword", "wildcard"}
+
+
+class EsError(Exception):
+    """Elasticsearch could not answer: unreachable, refused, or no matching index."""
+
+
+class Field:
+    """Where one logical field lives: ``path`` (as stored), ``exact`` (for term/aggs)."""
+
+    def __init__(self, path: str, exact: str, kind: str | None) -> None:
+        self.path = path
+        self.exact = exact
+        self.kind = kind
+
+    @property
+    def present(self) -> bool:
+        """Whether any index has the field."""
+        return self.kind is not None
+
+
+class Layout:
+    """The resolved field paths of the indices behind one index pattern."""
+
+    def __init__(self, caps: Mapping[str, Mapping[str, Any]]) -> None:
+        self.fields: dict[str, Field] = {}
+        for logical, candidates in FIELD_PATHS.items():
+            chosen = Field(candidates[0], candidates[0], None)
+            for path in candidates:
+                types = caps.get(path)
+                if not types:
+                    continue
+                kind = sorted(types)[0]
+                exact = path
+                if kind in _TEXT_TYPES and f"{path}.keyword" in caps:
+                    exact = f"{path}.keyword"
+                chosen = Field(path, exact, kind)
+                break
+            self.fields[logical] = chosen
+
+    def __getitem__(self, logical: str) -> Field:
+        return self.fields[logical]
+
+    @classmethod
+    def all_paths(cls) -> list[str]:
+        """Every candidate path and its ``.keyword`` sub-field (for ``_field_caps``)."""
+        paths: list[str] = []
+        for candidates in FIELD_PATHS.values():
+            for path in candidates:
+                paths += [path, f"{path}.keyword"]
+        return paths
+
+
+class Client:
+    """A small Elasticsearch HTTP client (search and field caps only)."""
+
+    def __init__(self, url: str, index: str, timeout: float) -> None:
+        self.url = url.rstrip("/")
+        self.index = index
+        self._http = httpx.Client(base_url=self.url, timeout=timeout)
+
+    def close(self) -> None:
+        """Release the connection pool."""
+        self._http.close()
+
+    def _request(self, method: str, path: str, body: Any | None = None) -> Any:
+        params = {"ignore_unavailable": "true", "allow_no_indices": "true"}
+        try:
+            response = self._http.request(
+                method,
+                path,
+                params=params,
+                content=None if body is None else orjson.dumps(body),
+                headers={"Content-Type": "application/json"},
+            )
+        except httpx.HTTPError as exc:
+            raise EsError(f"cannot reach Elasticsearch at {self.url}: {exc}") from exc
+        if response.status_code >= 400:
+            raise EsError(
+                f"Elasticsearch at {self.url} answered {response.status_code}: "
+                f"{_reason(response)}"
+            )
+        try:
+            return orjson.loads(response.content)
+        except orjson.JSONDecodeError as exc:
+            raise EsError(f"{self.url} did not answer with JSON: is it Elasticsearch?") from exc
+
+    def layout(self) -> Layout:
+        """Resolve FIELD_PATHS against the indices; EsError when no index matches."""
+        answer = self._request(
+            "GET", f"/{self.index}/_field_caps?fields=" + ",".join(Layout.all_paths())
+        )
+        if not answer.get("indices"):
+            raise EsError(f"no Elasticsearch index matches {self.index} at {self.url}")
+        return Layout(answer.get("fields", {}))
+
+    def search(self, body: Mapping[str, Any]) -> Any:
+        """One ``_search`` over the index pattern."""
+        return self._request("POST", f"/{self.index}/_search", dict(body))
+
+
+def _reason(response: httpx.Response) -> str:
+    try:
+        error = orjson.loads(response.content).get("error")
+    except (orjson.JSONDecodeError, AttributeError):
+        return response.text[:200].strip() or response.reason_phrase
+    if isinstance(error, dict):
+        causes = error.get("root_cause") or [error]
+        cause = causes[0] if isinstance(causes, list) and causes else error
+        return f"{cause.get('type', '')}: {cause.get('reason', '')}".strip(": ")
+    return str(error)
+
+
+# --- queries ------------------------------------------------------------------------------
+
+
+def filter_clauses(filters: Filters, layout: Layout) -> list[dict[str, Any]]:
+    """The ``bool.filter`` clauses for ``filters``."""
+    clauses: list[dict[str, Any]] = []
+    if filters.user is not None:
+        clauses.append({"term": {layout["user_id"].exact: filters.user}})
+    if filters.trace is not None:
+        trace = layout["trace_id"].exact
+        if len(filters.trace) == 32:
+            clauses.append({"term": {trace: filters.trace}})
+        else:
+            clauses.append({"prefix": {trace: filters.trace}})
+    if filters.level is not None:
+        clauses.append(level_clause(filters.level, layout))
+    if filters.events:
+        clauses.append({"terms": {layout["event_type"].exact: sorted(filters.events)}})
+    if filters.endpoint is not None:
+        endpoint = layout["endpoint"].exact
+        if filters.endpoint_is_pattern:
+            clauses.append({"wildcard": {endpoint: {"value": filters.endpoint}}})
+        else:
+            clauses.append({"term": {endpoint: filters.endpoint}})
+    if filters.since is not None or filters.until is not None:
+        bounds: dict[str, Any] = {"format": "epoch_millis"}
+        if filters.since is not None:
+            bounds["gte"] = math.floor(filters.since * 1000)
+        if filters.until is not None:
+            bounds["lt"] = math.ceil(filters.until * 1000)
+        clauses.append({"range": {layout["timestamp"].path: bounds}})
+    if filters.grep is not None:
+        message = layout["message"]
+        if message.kind in _TEXT_TYPES:
+            clauses.append({"match_phrase": {message.path: filters.grep}})
+        else:
+            clauses.append(
+                {"wildcard": {message.exact: {"value": f"*{filters.grep}*",
+                                              "case_insensitive": True}}}
+            )
+    return clauses
+
+
+def level_clause(minimum: str, layout: Layout) -> dict[str, Any]:
+    """Level at or above ``minimum``: a severity_number range when the field exists."""
+    number = layout["severity_number"]
+    if number.present:
+        return {"range": {number.path: {"gte": SEVERITY_NUMBER[minimum]}}}
+    wanted = set(levels_at_or_above(minimum))
+    spellings = sorted(alias for alias, canon in LEVEL_ALIASES.items() if canon in wanted)
+    return {"terms": {layout["level"].exact: spellings + [s.lower() for s in spellings]}}
+
+
+def _query(clauses: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"bool": {"filter": clauses}} if clauses else {"match_all": {}}
+
+
+def _stats_aggs(duration: str) -> dict[str, Any]:
+    return {
+        "stats": {"stats": {"field": duration}},
+        "pct": {"percentiles": {"field": duration, "percents": [50, 95, 99]}},
+    }
+
+
+def _stats(bucket: Mapping[str, Any]) -> dict[str, Any]:
+    stats = bucket.get("stats", {})
+    values = bucket.get("pct", {}).get("values", {})
+    count = int(stats.get("count") or 0)
+
+    def pct(key: str) -> float | None:
+        value = values.get(key)
+        return float(value) if count and value is not None else None
+
+    return {
+        "count": count,
+        "avg": stats.get("avg") if count else None,
+        "p50": pct("50.0"),
+        "p95": pct("95.0"),
+        "p99": pct("99.0"),
+        "max": stats.get("max") if count else None,
+    }
+
+
+def _source(hit: Mapping[str, Any], path: str) -> Any:
+    """Value at a dotted ``path`` of a hit's _source, dotted keys or nested objects."""
+    node: Any = hit.get("_source", {})
+    return _lookup(node, path)
+
+
+def _lookup(node: Any, path: str) -> Any:
+    if not isinstance(node, Mapping):
+        return None
+    if path in node:
+        return node[path]
+    parts = path.split(".")
+    for cut in range(len(parts) - 1, 0, -1):
+        head = ".".join(parts[:cut])
+        if head in node:
+            found = _lookup(node[head], ".".join(parts[cut:]))
+            if found is not None:
+                return found
+    return None
+
+
+def to_record(hit: Mapping[str, Any], layout: Layout) -> dict[str, Any]:
+    """A hit as a log-line dict with the file format's field names."""
+    record: dict[str, Any] = {}
+    for logical, field in layout.fields.items():
+        value = _source(hit, field.path)
+        if value is not None:
+            record[logical] = value
+    if isinstance(record.get("message"), Mapping):  # body.structured or the like
+        record["message"] = orjson.dumps(record["message"]).decode()
+    return record
+
+
+def _iso(bucket_value: Mapping[str, Any]) -> str | None:
+    text = bucket_value.get("value_as_string")
+    return str(text) if text else None
+
+
+# --- reports ------------------------------------------------------------------------------
+
+
+def errors_report(client: Client, layout: Layout, filters: Filters) -> dict[str, Any]:
+    """Error documents (event error or level ERROR+) by error_type."""
+    clauses = filter_clauses(filters, layout)
+    clauses.append(
+        {
+            "bool": {
+                "should": [
+                    {"term": {layout["event_type"].exact: names.EVENT_ERROR}},
+                    level_clause("ERROR", layout),
+                ],
+                "minimum_should_match": 1,
+            }
+        }
+    )
+    ts = layout["timestamp"].path
+    keep = [layout[name].path for name in ("error_message", "message", "trace_id", "timestamp")]
+    answer = client.search(
+        {
+            "size": 0,
+            "track_total_hits": True,
+            "query": _query(clauses),
+            "aggs": {
+                "types": {
+                    "terms": {"field": layout["error_type"].exact, "size": _GROUPS,
+                              "missing": NO_VALUE},
+                    "aggs": {
+                        "first": {"min": {"field": ts}},
+                        "last": {"max": {"field": ts}},
+                        "example": {"top_hits": {"size": 1, "sort": [{ts: "asc"}],
+                                                 "_source": {"includes": keep}}},
+                    },
+                }
+            },
+        }
+    )
+    types: list[dict[str, Any]] = []
+    for bucket in answer["aggregations"]["types"]["buckets"]:
+        hits = bucket["example"]["hits"]["hits"]
+        example = to_record(hits[0], layout) if hits else {}
+        text = example.get("error_message") or example.get("message")
+        types.append(
+            {
+                "error_type": str(bucket["key"]),
+                "count": int(bucket["doc_count"]),
+                "first_seen": _iso(bucket["first"]),
+                "last_seen": _iso(bucket["last"]),
+                "example": None if text is None else str(text),
+                "example_trace_id": example.get("trace_id"),
+            }
+        )
+    types.sort(key=lambda row: (-int(row["count"]), str(row["error_type"])))
+    return {"report": "errors", "total": _total(answer), "types": types}
+
+
+def latency_report(client: Client, layout: Layout, filters: Filters) -> dict[str, Any]:
+    """request_end durations, overall and per endpoint, with 5xx counts."""
+    duration = layout["duration"].path
+    clauses = filter_clauses(filters, layout)
+    clauses += [
+        {"term": {layout["event_type"].exact: names.EVENT_REQUEST_END}},
+        {"exists": {"field": duration}},
+    ]
+    per_group = {
+        **_stats_aggs(duration),
+        "server_errors": {"filter": {"range": {layout["status_code"].path: {"gte": 500}}}},
+    }
+    answer = client.search(
+        {
+            "size": 0,
+            "track_total_hits": True,
+            "query": _query(clauses),
+            "aggs": {
+                **per_group,
+                "endpoints": {
+                    "terms": {"field": layout["endpoint"].exact, "size": _GROUPS,
+                              "missing": NO_VALUE},
+                    "aggs": per_group,
+                },
+            },
+        }
+    )
+    aggs = answer["aggregations"]
+    endpoints = [
+        {
+            "endpoint": str(bucket["key"]),
+            **_stats(bucket),
+            "server_errors": int(bucket["server_errors"]["doc_count"]),
+        }
+        for bucket in aggs["endpoints"]["buckets"]
+    ]
+    endpoints.sort(key=lambda row: (-int(row["count"]), str(row["endpoint"])))
+    return {
+        "report": "latency",
+        "unit": "seconds",
+        "exact": False,
+        "overall": {**_stats(aggs), "server_errors": int(aggs["server_errors"]["doc_count"])},
+        "endpoints": endpoints,
+    }
+
+
+def inference_report(client: Client, layout: Layout, filters: Filters) -> dict[str, Any]:
+    """ai_inference durations: overall, cached vs not, per model; cache hit rates."""
+    duration = layout["duration"].path
+    cached = layout["cached"].path
+    clauses = filter_clauses(filters, layout)
+    inference = [
+        *clauses,
+        {"term": {layout["event_type"].exact: names.EVENT_AI_INFERENCE}},
+        {"exists": {"field": duration}},
+    ]
+    answer = client.search(
+        {
+            "size": 0,
+            "query": _query(inference),
+            "aggs": {
+                **_stats_aggs(duration),
+                "cached": {"filter": {"term": {cached: True}}, "aggs": _stats_aggs(duration)},
+                "uncached": {
+                    "filter": {"bool": {"must_not": [{"term": {cached: True}}]}},
+                    "aggs": _stats_aggs(duration),
+                },
+                "models": {
+                    "terms": {"field": layout["model"].exact, "size": _GROUPS},
+                    "aggs": _stats_aggs(duration),
+                },
+            },
+        }
+    )
+    aggs = answer["aggregations"]
+    latest = client.search(
+        {
+            "size": 1,
+            "query": _query(
+                [*clauses, {"term": {layout["event_type"].exact: names.EVENT_CACHE_METRICS}},
+                 {"exists": {"field": layout["hit_rate"].path}}]
+            ),
+            "sort": [{layout["timestamp"].path: "desc"}],
+            "_source": {"includes": [layout[n].path for n in ("hit_rate", "cache_size",
+                                                               "timestamp")]},
+        }
+    )
+    reported: dict[str, Any] = {}
+    if latest["hits"]["hits"]:
+        reported = to_record(latest["hits"]["hits"][0], layout)
+    overall = _stats(aggs)
+    cached_stats = _stats(aggs["cached"])
+    models = [{"model": str(b["key"]), **_stats(b)} for b in aggs["models"]["buckets"]]
+    models.sort(key=lambda row: (-int(row["count"]), str(row["model"])))
+    size = reported.get("cache_size")
+    return {
+        "report": "inference",
+        "unit": "seconds",
+        "exact": False,
+        "overall": overall,
+        "cached": cached_stats,
+        "uncached": _stats(aggs["uncached"]),
+        "cache_hit_rate": cached_stats["count"] / overall["count"] if overall["count"] else None,
+        "reported_cache_hit_rate": reported.get("hit_rate"),
+        "reported_cache_size": size if isinstance(size, int) else None,
+        "reported_at": reported.get("timestamp"),
+        "models": models,
+    }
+
+
+def _total(answer: Mapping[str, Any]) -> int:
+    total: Any = answer.get("hits", {}).get("total", 0)
+    if isinstance(total, Mapping):
+        total = total.get("value", 0)
+    return int(total)
+
+
+def iter_lines(
+    client: Client, layout: Layout, filters: Filters, limit: int
+) -> tuple[list[dict[str, Any]], int]:
+    """Up to ``limit`` matching documents oldest first, and how many match in all."""
+    ts = layout["timestamp"].path
+    body: dict[str, Any] = {
+        "size": min(_PAGE, limit),
+        "track_total_hits": True,
+        "query": _query(filter_clauses(filters, layout)),
+        "sort": [{ts: "asc"}, {"_doc": "asc"}],
+    }
+    records: list[dict[str, Any]] = []
+    total = 0
+    while len(records) < limit:
+        answer = client.search(body)
+        total = _total(answer)
+        hits = answer["hits"]["hits"]
+        records += [to_record(hit, layout) for hit in hits[: limit - len(records)]]
+        if len(hits) < body["size"]:
+            break
+        body["search_after"] = hits[-1]["sort"]
+        body["size"] = min(_PAGE, limit - len(records))
+    return records, total
+
+
+# --- command ------------------------------------------------------------------------------
+
+
+def answer(filters: Filters, settings: Mapping[str, Any]) -> int:
+    """Answer the ``logs`` question against Elasticsearch and print it."""
+    from hapa_telemetry.analysis.run import LinePrinter, UserFacingError
+
+    client = Client(settings["es"], settings["index"] or DEFAULT_INDEX, settings["timeout"])
+    try:
+        layout = client.layout()
+        report = settings["report"]
+        if report == "lines":
+            limit = settings["limit"] or DEFAULT_LINE_LIMIT
+            records, total = iter_lines(client, layout, filters, limit)
+            printer = LinePrinter(settings, ordered=False)
+            for record in records:
+                printer(record)
+            sys.stdout.flush()
+            if not settings["quiet"]:
+                more = f" (first {len(records):,} shown; --limit N for more)" \
+                    if total > len(records) else ""
+                sys.stderr.write(
+                    f"hapa-telemetry: {total:,} matching documents in {client.index}{more}\n"
+                )
+            return 0
+        builders = {"errors": errors_report, "latency": latency_report,
+                    "inference": inference_report}
+        result = builders[report](client, layout, filters)
+    except EsError as exc:
+        raise UserFacingError(str(exc)) from exc
+    finally:
+        client.close()
+    if settings["json"]:
+        result["input"] = {"elasticsearch": client.url, "index": client.index}
+        sys.stdout.buffer.write(orjson.dumps(result, option=orjson.OPT_INDENT_2) + b"\n")
+    else:
+        sys.stdout.write(render_report(result, Painter(use_colour(sys.stdout))) + "\n")
+    sys.stdout.flush()
+    return 0
