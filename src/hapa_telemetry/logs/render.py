@@ -287,8 +287,9 @@ _last: tuple[int, str] = (-1, "")  # (second, formatted prefix); one tuple = thr
 
 def _local_prefix(ts: float) -> tuple[str, int]:
     global _last
-    sec = int(ts)
-    msecs = int((ts - sec) * 1000)
+    # Whole milliseconds first (a tiny epsilon so 10:30:00.123 is not shown as ,122).
+    total_ms = int(ts * 1000 + 1e-3)
+    sec, msecs = divmod(total_ms, 1000)
     cached = _last
     if cached[0] == sec:
         return cached[1], msecs
