@@ -1,0 +1,1 @@
+"""A small HAPA-like demo service instrumented with hapa-telemetry."""

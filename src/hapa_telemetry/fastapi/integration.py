@@ -1,0 +1,113 @@
+"""Wire an app: one server-span source, our middleware, /metrics and /health.
+
+Which instrumentation produces the server span:
+- FastAPI with native telemetry (``fastapi.telemetry``, 0.16x+): the native one, with its
+  own HTTP metrics, exception logs and operation spans switched off (the package records
+  the seed's metrics and log lines itself; operation spans are opt-in, they cost ~80 µs
+  each) and our TracerProvider passed in.
+- Older FastAPI: contrib's ``FastAPIInstrumentor.instrument_app`` with a no-op meter
+  provider (its metrics would duplicate ours).
+- When contrib's OpenTelemetryMiddleware is already in the stack (``opentelemetry-
+  instrument`` loaded the contrib instrumentor), FastAPI's native telemetry steps aside
+  by itself and contrib's span is the one; nothing is added twice.
+"""
+
+from __future__ import annotations
+
+import hmac
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from hapa_telemetry import runtime
+from hapa_telemetry.exposition import render_metrics
+from hapa_telemetry.fastapi.middleware import TelemetryMiddleware
+from hapa_telemetry.monitors import PerformanceMonitor
+
+_MARK = "_hapa_telemetry_instrumented"
+
+
+def has_native_telemetry(app: Any) -> bool:
+    """True when this FastAPI has built-in OpenTelemetry support."""
+    return isinstance(getattr(app, "_telemetry", None), dict) and hasattr(
+        app, "_native_telemetry"
+    )
+
+
+def _contrib_instrumented(app: Any) -> bool:
+    return bool(getattr(app, "_is_instrumented_by_opentelemetry", False))
+
+
+def instrument_fastapi(app: Any, **overrides: Any) -> Any:
+    """Instrument ``app`` once (later calls do nothing); configures telemetry if needed."""
+    if getattr(app.state, _MARK, False):
+        return app
+    t = runtime.get() if not overrides else runtime.configure(**overrides)
+    s = t.settings
+    if has_native_telemetry(app):
+        app._telemetry.update(
+            tracing=True,
+            metrics=False,
+            logs=False,
+            operation_spans=s.operation_spans,
+            tracer_provider=t.providers.tracer_provider,
+            exclude=_exclude(frozenset({s.metrics_path, s.health_path})),
+        )
+    elif not _contrib_instrumented(app):
+        from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+        from opentelemetry.metrics import NoOpMeterProvider
+
+        FastAPIInstrumentor.instrument_app(
+            app,
+            tracer_provider=t.providers.tracer_provider,
+            meter_provider=NoOpMeterProvider(),
+            excluded_urls=",".join((s.metrics_path, s.health_path)),
+        )
+    app.add_middleware(
+        TelemetryMiddleware, exclude_paths=frozenset({s.metrics_path, s.health_path})
+    )
+    paths = {getattr(r, "path", None) for r in app.router.routes}
+    if s.enable_metrics and s.metrics_path not in paths:
+        app.add_route(s.metrics_path, _metrics_endpoint, include_in_schema=False)
+    if s.health_path not in paths:
+        app.add_route(s.health_path, _health_endpoint, include_in_schema=False)
+    setattr(app.state, _MARK, True)
+    return app
+
+
+def _exclude(paths: frozenset[str]) -> Any:
+    def exclude(scope: Any) -> bool:
+        return scope.get("path") in paths
+
+    return exclude
+
+
+async def metrics_endpoint(request: Request) -> Response:
+    """``/metrics``: Prometheus text (OpenMetrics when asked); bearer-token protected
+    when ``METRICS_TOKEN`` is set."""
+    t = runtime.get()
+    token = t.settings.metrics_token
+    if token:
+        given = request.headers.get("authorization", "")
+        if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+            return Response("unauthorized\n", status_code=401,
+                            headers={"WWW-Authenticate": "Bearer"})
+    body, content_type = render_metrics(t, request.headers.get("accept"))
+    return Response(body, media_type=content_type)
+
+
+_monitor: PerformanceMonitor | None = None
+
+
+async def health_endpoint(request: Request) -> Response:
+    """``/health``: the seed's health document; 200 healthy, 503 unhealthy."""
+    global _monitor
+    if _monitor is None:
+        _monitor = PerformanceMonitor()
+    status = _monitor.get_health_status()
+    return JSONResponse(status, status_code=200 if status["status"] == "healthy" else 503)
+
+
+_metrics_endpoint = metrics_endpoint
+_health_endpoint = health_endpoint

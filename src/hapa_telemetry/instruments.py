@@ -1,0 +1,255 @@
+"""The one place every instrument is defined: the six seed metrics, system gauges, views.
+
+Request-path cost is kept low on purpose: counters and gauges are plain integers updated
+under a lock and reported to the SDK by observable callbacks at collection time; only the
+two histograms call the SDK per event, with attribute dicts built once per route and
+reused. Names, buckets and labels come from :mod:`hapa_telemetry.names`.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import psutil
+from opentelemetry.metrics import CallbackOptions, Meter, Observation
+from opentelemetry.sdk.metrics.view import ExplicitBucketHistogramAggregation, View
+
+from hapa_telemetry import names
+
+STANDARD_METHODS = frozenset(
+    {"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH", "QUERY"}
+)
+OTHER_METHOD = "_OTHER"
+UNMATCHED_ENDPOINT = "<unmatched>"
+
+
+def fold_method(method: str) -> str:
+    """Map a request method onto the bounded set used as a label value."""
+    return method if method in STANDARD_METHODS else OTHER_METHOD
+
+
+def views() -> list[View]:
+    """Views giving the two histograms buckets in seconds (OTel defaults are for ms)."""
+    return [
+        View(
+            instrument_name=names.API_REQUEST_DURATION_SECONDS,
+            aggregation=ExplicitBucketHistogramAggregation(names.REQUEST_DURATION_BUCKETS),
+        ),
+        View(
+            instrument_name=names.AI_INFERENCE_DURATION_SECONDS,
+            aggregation=ExplicitBucketHistogramAggregation(names.INFERENCE_DURATION_BUCKETS),
+        ),
+    ]
+
+
+class CpuSampler:
+    """System CPU percent measured over a real interval (psutil's first call says 0.0).
+
+    Keeps its own reference sample instead of psutil's module-global one, so /metrics and
+    /health do not shorten each other's intervals. The interval is at least
+    ``min_interval`` seconds; a reading within it returns the previous value.
+    """
+
+    def __init__(self, min_interval: float = 1.0) -> None:
+        self._min = min_interval
+        self._lock = threading.Lock()
+        self._ref = (time.monotonic(), psutil.cpu_times())
+        self._value: float | None = None
+
+    def percent(self) -> float:
+        """CPU utilisation in percent over the last completed interval."""
+        with self._lock:
+            now = time.monotonic()
+            ref_time, ref_times = self._ref
+            if self._value is not None and now - ref_time < self._min:
+                return self._value
+            if now - ref_time < 0.05:  # only right after start-up: wait a moment
+                time.sleep(0.05 - (now - ref_time))
+                now = time.monotonic()
+            cur = psutil.cpu_times()
+            value = _busy_percent(ref_times, cur)
+            self._value = value
+            self._ref = (now, cur)
+            return value
+
+
+def _busy_percent(a: Any, b: Any) -> float:
+    total = float(sum(b) - sum(a))
+    if total <= 0:
+        return 0.0
+    idle = float(b.idle - a.idle) + float(getattr(b, "iowait", 0.0) - getattr(a, "iowait", 0.0))
+    return round(max(0.0, min(100.0, 100.0 * (total - idle) / total)), 1)
+
+
+class Instruments:
+    """The six seed instruments (+ system gauges and self-telemetry) on one Meter."""
+
+    def __init__(self, meter: Meter, *, disk_path: str = "/") -> None:
+        self._lock = threading.Lock()
+        self._requests: dict[tuple[str, str, int], int] = {}
+        self._errors: dict[str, int] = {}
+        self._active = 0
+        self._cache_hit_rate: float | None = None
+        self._exports: dict[tuple[str, str], int] = {}
+        self._route_attrs: dict[tuple[str, str], Mapping[str, str]] = {}
+        self._model_attrs: dict[str, Mapping[str, str]] = {}
+        self.cpu = CpuSampler()
+        self._disk_path = disk_path
+
+        meter.create_observable_counter(
+            names.API_REQUESTS_TOTAL,
+            callbacks=[self._observe_requests],
+            description="Finished API requests by method, route template and status",
+        )
+        self._duration = meter.create_histogram(
+            names.API_REQUEST_DURATION_SECONDS,
+            unit="s",
+            description="API request duration in seconds",
+        )
+        self._inference = meter.create_histogram(
+            names.AI_INFERENCE_DURATION_SECONDS,
+            unit="s",
+            description="AI model inference duration in seconds (cache hits not recorded)",
+        )
+        meter.create_observable_up_down_counter(
+            names.ACTIVE_CONNECTIONS,
+            callbacks=[self._observe_active],
+            description="Requests in flight",
+        )
+        meter.create_observable_counter(
+            names.API_ERRORS_TOTAL,
+            callbacks=[self._observe_errors],
+            description="API errors by exception type",
+        )
+        meter.create_observable_gauge(
+            names.CACHE_HIT_RATE,
+            callbacks=[self._observe_cache],
+            description="Cache hit rate in percent (0-100)",
+        )
+        meter.create_observable_gauge(
+            names.SYSTEM_CPU_PERCENT,
+            callbacks=[self._observe_cpu],
+            description="System CPU utilisation in percent",
+        )
+        meter.create_observable_gauge(
+            names.SYSTEM_MEMORY_PERCENT,
+            callbacks=[self._observe_memory],
+            description="System memory utilisation in percent",
+        )
+        meter.create_observable_gauge(
+            names.SYSTEM_DISK_PERCENT,
+            callbacks=[self._observe_disk],
+            description="Disk utilisation in percent of the root filesystem",
+        )
+        meter.create_observable_counter(
+            names.TELEMETRY_EXPORT_TOTAL,
+            callbacks=[self._observe_exports],
+            description="Telemetry export batches by signal and outcome (ok, failed, dropped)",
+        )
+
+    # -- request path -------------------------------------------------------------------
+    def request_started(self) -> None:
+        """One more request in flight."""
+        with self._lock:
+            self._active += 1
+
+    def request_finished(
+        self, method: str, endpoint: str, status: int, duration: float, *, started: bool = True
+    ) -> None:
+        """Count a finished request and record its duration (ends the in-flight count)."""
+        key = (method, endpoint, status)
+        with self._lock:
+            self._requests[key] = self._requests.get(key, 0) + 1
+            if started:
+                self._active -= 1
+        attrs = self._route_attrs.get((method, endpoint))
+        if attrs is None:
+            attrs = {names.LABEL_METHOD: method, names.LABEL_ENDPOINT: endpoint}
+            self._route_attrs[(method, endpoint)] = attrs
+        self._duration.record(duration, attrs)
+
+    def request_abandoned(self) -> None:
+        """A request left without a recordable end (keeps active_connections honest)."""
+        with self._lock:
+            self._active -= 1
+
+    def error(self, error_type: str) -> None:
+        """Count one error of the given type."""
+        with self._lock:
+            self._errors[error_type] = self._errors.get(error_type, 0) + 1
+
+    def inference(self, duration: float, model: str | None = None) -> None:
+        """Record one (uncached) AI inference duration in seconds."""
+        key = model or ""
+        attrs = self._model_attrs.get(key)
+        if attrs is None:
+            attrs = {names.LABEL_MODEL: model} if model else {}
+            self._model_attrs[key] = attrs
+        self._inference.record(duration, attrs)
+
+    def set_cache_hit_rate(self, percent: float) -> None:
+        """Set the cache hit rate gauge, in percent (0–100)."""
+        self._cache_hit_rate = float(percent)
+
+    def export_result(self, signal: str, outcome: str, count: int = 1) -> None:
+        """Count an exporter outcome (``ok``, ``failed``, ``dropped``) for a signal."""
+        key = (signal, outcome)
+        with self._lock:
+            self._exports[key] = self._exports.get(key, 0) + count
+
+    # -- reads for /health ----------------------------------------------------------------
+    @property
+    def active(self) -> int:
+        """Requests in flight now."""
+        return self._active
+
+    @property
+    def cache_hit_rate(self) -> float | None:
+        """The last cache hit rate set, in percent."""
+        return self._cache_hit_rate
+
+    def export_counts(self) -> dict[tuple[str, str], int]:
+        """A copy of the exporter outcome counters."""
+        with self._lock:
+            return dict(self._exports)
+
+    # -- collection-time callbacks ---------------------------------------------------------
+    def _observe_requests(self, options: CallbackOptions) -> Iterable[Observation]:
+        with self._lock:
+            items = list(self._requests.items())
+        return [
+            Observation(
+                n,
+                {names.LABEL_METHOD: m, names.LABEL_ENDPOINT: e, names.LABEL_STATUS: str(s)},
+            )
+            for (m, e, s), n in items
+        ]
+
+    def _observe_active(self, options: CallbackOptions) -> Iterable[Observation]:
+        return [Observation(self._active)]
+
+    def _observe_errors(self, options: CallbackOptions) -> Iterable[Observation]:
+        with self._lock:
+            items = list(self._errors.items())
+        return [Observation(n, {names.LABEL_ERROR_TYPE: t}) for t, n in items]
+
+    def _observe_cache(self, options: CallbackOptions) -> Iterable[Observation]:
+        rate = self._cache_hit_rate
+        return [] if rate is None else [Observation(rate)]
+
+    def _observe_cpu(self, options: CallbackOptions) -> Iterable[Observation]:
+        return [Observation(self.cpu.percent())]
+
+    def _observe_memory(self, options: CallbackOptions) -> Iterable[Observation]:
+        return [Observation(psutil.virtual_memory().percent)]
+
+    def _observe_disk(self, options: CallbackOptions) -> Iterable[Observation]:
+        return [Observation(psutil.disk_usage(self._disk_path).percent)]
+
+    def _observe_exports(self, options: CallbackOptions) -> Iterable[Observation]:
+        with self._lock:
+            items = list(self._exports.items())
+        return [Observation(n, {"signal": s, "outcome": o}) for (s, o), n in items]

@@ -1,0 +1,253 @@
+"""One log event, end to end: enrich → redact → make safe → render once → sinks.
+
+A :class:`HapaHandler` on the root logger turns every ``logging`` record (ours, the
+app's, uvicorn's) into one event dict with the SPEC's fields in the SPEC's order, adds
+the bound request context and the active span's trace context *on the calling thread*,
+redacts secrets, renders the JSON line once and hands the bytes to a bounded queue
+whose writer thread feeds stdout and the daily files. The same event becomes an OTel
+log record when a LoggerProvider is configured. Nothing here raises into the caller.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+import traceback
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from typing import Any
+
+from opentelemetry import trace
+from opentelemetry._logs import Logger as OTelLogger
+from opentelemetry._logs import SeverityNumber
+
+from hapa_telemetry import context, names
+from hapa_telemetry.logs.files import DailySizeRotatingFile
+from hapa_telemetry.logs.redact import Redactor, anonymize_ip
+from hapa_telemetry.logs.render import render_dev, render_json
+from hapa_telemetry.logs.writer import QueueWriter, StreamSink
+from hapa_telemetry.settings import Settings
+
+FIELDS_ATTR = "hapa_fields"
+"""The LogRecord attribute under which :class:`StructuredLogger` passes its fields."""
+
+# Keys the pipeline itself writes; a caller field with one of these names is kept
+# under ``field_<name>`` instead of overwriting (or crashing, as the seed did).
+RESERVED = frozenset(
+    {
+        "timestamp", "level", "logger", "message", "module", "function", "line",
+        "service", "environment", "trace_id", "span_id", "trace_flags",
+    }
+)
+# Attributes every LogRecord has; anything else in record.__dict__ came from extra=.
+_STANDARD_ATTRS = frozenset(
+    logging.LogRecord("x", 0, "x", 0, "x", None, None).__dict__
+) | {"message", "asctime", FIELDS_ATTR, "taskName"}
+_N_STANDARD = len(logging.LogRecord("x", 0, "x", 0, "x", None, None).__dict__)
+
+_SEVERITY = {
+    logging.DEBUG: SeverityNumber.DEBUG,
+    logging.INFO: SeverityNumber.INFO,
+    logging.WARNING: SeverityNumber.WARN,
+    logging.ERROR: SeverityNumber.ERROR,
+    logging.CRITICAL: SeverityNumber.FATAL,
+}
+_PRIMITIVE = (str, bool, int, float)
+
+
+def _iso(created: float) -> str:
+    return datetime.fromtimestamp(created, timezone.utc).isoformat()
+
+
+class EventBuilder:
+    """Turns a LogRecord into the event dict: enrich, add context, redact (no I/O)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.redactor = Redactor(
+            extra_keys=settings.redact_keys, extra_patterns=settings.redact_patterns
+        )
+        self._service = settings.service_name
+        self._environment = settings.environment
+
+    # -- the event --------------------------------------------------------------------------
+    def build_event(self, record: logging.LogRecord) -> dict[str, Any]:
+        """The event dict for one record: fixed fields, context, caller fields, trace."""
+        try:
+            message = record.getMessage()
+        except Exception:  # bad %-args from a third-party caller: keep what we have
+            message = f"{record.msg!s} {record.args!r}"
+        event: dict[str, Any] = {
+            "timestamp": _iso(record.created),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": self.redactor.redact_text(message) if message else message,
+            "module": record.module,
+            "function": record.funcName,
+            "line": record.lineno,
+            "service": self._service,
+            "environment": self._environment,
+        }
+        fields: dict[str, Any] = {}
+        bound = context.bound_fields()
+        if bound:
+            fields.update(bound)
+        extra = getattr(record, FIELDS_ATTR, None)
+        if extra:
+            fields.update(extra)
+        if len(record.__dict__) > _N_STANDARD:
+            for key, value in record.__dict__.items():
+                if key not in _STANDARD_ATTRS:
+                    fields[key] = value
+        if record.exc_info and record.exc_info[1] is not None:
+            exc = record.exc_info[1]
+            fields.setdefault("error_type", type(exc).__name__)
+            fields.setdefault("error_message", str(exc))
+            fields["exception"] = "".join(traceback.format_exception(*record.exc_info))
+        elif record.exc_text:
+            fields["exception"] = record.exc_text
+        if record.stack_info:
+            fields["stack_info"] = record.stack_info
+        if fields:
+            if "client_ip" in fields:
+                self._client_ip(fields)
+            fields = self.redactor.redact_mapping(fields)
+            for key, value in fields.items():
+                event["field_" + key if key in RESERVED else key] = value
+        ctx = trace.get_current_span().get_span_context()
+        if ctx.is_valid:
+            event["trace_id"] = format(ctx.trace_id, "032x")
+            event["span_id"] = format(ctx.span_id, "016x")
+            event["trace_flags"] = format(ctx.trace_flags, "02x")
+        return event
+
+    def _client_ip(self, fields: dict[str, Any]) -> None:
+        policy = self.settings.client_ip
+        if policy == "drop":
+            del fields["client_ip"]
+        elif policy == "anonymize" and isinstance(fields["client_ip"], str):
+            fields["client_ip"] = anonymize_ip(fields["client_ip"])
+
+
+class LogPipeline:
+    """An :class:`EventBuilder` plus rendering, the sinks and the OTel bridge."""
+
+    def __init__(self, settings: Settings, *, stream: Any = None) -> None:
+        self.settings = settings
+        self.builder = EventBuilder(settings)
+        self.otel_logger: OTelLogger | None = None
+        self.errors = 0
+        self._max = settings.log_max_value_chars
+        self._plain = settings.log_format == "plain"
+        self._init_sinks(stream)
+
+    def _init_sinks(self, stream: Any) -> None:
+        settings = self.settings
+        out = stream if stream is not None else sys.stdout
+        file_sinks: list[tuple[Any, int]] = []
+        if settings.log_directory:
+            file_sinks.append(
+                (
+                    DailySizeRotatingFile(
+                        settings.log_directory,
+                        names.LOG_FILE_PREFIX,
+                        settings.log_max_bytes,
+                        settings.log_backup_count,
+                    ),
+                    settings.log_levelno,
+                )
+            )
+            file_sinks.append(
+                (
+                    DailySizeRotatingFile(
+                        settings.log_directory,
+                        names.ERROR_FILE_PREFIX,
+                        settings.log_max_bytes,
+                        settings.log_backup_count,
+                    ),
+                    logging.ERROR,
+                )
+            )
+        stdout_sinks = [(StreamSink(out), settings.log_levelno)] if settings.log_to_stdout else []
+        if self._plain:
+            # Development: the seed's plain line on stdout; files stay JSON for tools.
+            self.writer = QueueWriter(file_sinks, max_queue=settings.log_queue_size)
+            self.console: QueueWriter | None = QueueWriter(
+                stdout_sinks, max_queue=settings.log_queue_size
+            )
+        else:
+            self.writer = QueueWriter(stdout_sinks + file_sinks, max_queue=settings.log_queue_size)
+            self.console = None
+
+    def handle(self, record: logging.LogRecord) -> None:
+        """Process one record; never raises (failures are counted in ``errors``)."""
+        try:
+            event = self.builder.build_event(record)
+            line = render_json(event, max_value_chars=self._max)
+            self.writer.submit(record.levelno, line)
+            if self.console is not None:
+                self.console.submit(
+                    record.levelno,
+                    render_dev(record.created, record.name, record.levelname, event["message"]),
+                )
+            if self.otel_logger is not None and not record.name.startswith("opentelemetry"):
+                self._emit_otel(record, event)
+        except Exception:
+            self.errors += 1
+
+    def _emit_otel(self, record: logging.LogRecord, event: Mapping[str, Any]) -> None:
+        assert self.otel_logger is not None
+        attributes: dict[str, Any] = {}
+        for key, value in event.items():
+            if key in ("timestamp", "level", "message", "trace_id", "span_id", "trace_flags"):
+                continue
+            if value is None:
+                continue
+            attributes[key] = value if isinstance(value, _PRIMITIVE) else str(value)
+        self.otel_logger.emit(
+            timestamp=int(record.created * 1e9),
+            observed_timestamp=time.time_ns(),
+            severity_number=_SEVERITY.get(record.levelno, SeverityNumber.UNSPECIFIED),
+            severity_text=record.levelname,
+            body=event["message"],
+            attributes=attributes,
+            event_name=attributes.get("event_type") if isinstance(
+                attributes.get("event_type"), str
+            ) else None,
+        )
+
+    # -- lifecycle ------------------------------------------------------------------------
+    def flush(self, timeout: float = 5.0) -> bool:
+        """Write every line submitted so far; False if that took longer than ``timeout``."""
+        ok = self.writer.flush(timeout)
+        if self.console is not None:
+            ok = self.console.flush(timeout) and ok
+        return ok
+
+    def shutdown(self, timeout: float = 5.0) -> None:
+        """Flush and stop the writer threads (idempotent)."""
+        self.writer.shutdown(timeout)
+        if self.console is not None:
+            self.console.shutdown(timeout)
+
+
+class HapaHandler(logging.Handler):
+    """The ``logging.Handler`` that feeds a :class:`LogPipeline` (on the root logger)."""
+
+    def __init__(self, pipeline: LogPipeline) -> None:
+        super().__init__(level=pipeline.settings.log_levelno)
+        self.pipeline = pipeline
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.pipeline.handle(record)
+
+    def flush(self) -> None:
+        self.pipeline.flush(1.0)
+
+    # logging.Handler takes a lock around emit(); the pipeline is thread-safe without it.
+    def acquire(self) -> None:
+        return None
+
+    def release(self) -> None:
+        return None

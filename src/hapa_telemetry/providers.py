@@ -1,0 +1,191 @@
+"""Tracer, meter and logger providers: built once, idempotently, never twice globally.
+
+The package owns the MeterProvider of its instruments (so /metrics works whatever else
+is installed) and reuses an SDK TracerProvider that someone already set globally (e.g.
+another distro's configurator) instead of creating a second one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from opentelemetry import _logs, metrics, trace
+from opentelemetry.sdk._logs import LoggerProvider
+from opentelemetry.sdk._logs.export import (
+    BatchLogRecordProcessor,
+    LogRecordExporter,
+    SimpleLogRecordProcessor,
+)
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetricReader
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor, SpanExporter
+from prometheus_client import CollectorRegistry
+
+from hapa_telemetry.exporting import (
+    CountingLogExporter,
+    CountingMetricExporter,
+    CountingSpanExporter,
+    ExportHealth,
+)
+from hapa_telemetry.instruments import views
+from hapa_telemetry.settings import Settings
+
+_OTLP_TIMEOUT_S = 5.0
+
+
+@dataclass
+class Providers:
+    """The three providers plus what /metrics and /health need from them."""
+
+    tracer_provider: trace.TracerProvider
+    meter_provider: MeterProvider
+    logger_provider: LoggerProvider | None
+    registry: CollectorRegistry | None
+    health: ExportHealth
+    owned: list[Any] = field(default_factory=list)
+
+    def force_flush(self, timeout_millis: int = 5_000) -> bool:
+        """Flush every owned provider; False when one did not finish in time."""
+        ok = True
+        for provider in self.owned:
+            try:
+                ok = bool(provider.force_flush(timeout_millis)) and ok
+            except Exception:
+                ok = False
+        return ok
+
+    def shutdown(self) -> None:
+        """Shut every owned provider down (bounded by the exporters' timeouts)."""
+        for provider in self.owned:
+            try:
+                provider.shutdown()
+            except Exception:
+                pass
+
+
+def _is_unset(provider: object) -> bool:
+    name = type(provider).__name__
+    return name.startswith("Proxy") or name.startswith("_Proxy") or name.startswith("NoOp")
+
+
+def build_providers(
+    settings: Settings,
+    resource: Resource,
+    health: ExportHealth,
+    *,
+    span_exporter: SpanExporter | None = None,
+    log_exporter: LogRecordExporter | None = None,
+    metric_readers: tuple[MetricReader, ...] = (),
+    set_global: bool = True,
+) -> Providers:
+    """Create (or reuse) the providers for ``settings``; exporters only where configured."""
+    owned: list[Any] = []
+
+    # -- traces ---------------------------------------------------------------------------
+    current = trace.get_tracer_provider()
+    tracer_provider: trace.TracerProvider
+    if set_global and isinstance(current, TracerProvider) and span_exporter is None:
+        tracer_provider = current  # someone configured the SDK already: never a second one
+    else:
+        sdk_tp = TracerProvider(resource=resource)
+        if span_exporter is not None:
+            sdk_tp.add_span_processor(SimpleSpanProcessor(span_exporter))
+        if settings.otlp_traces_endpoint:
+            sdk_tp.add_span_processor(
+                BatchSpanProcessor(CountingSpanExporter(_otlp_span_exporter(settings), health))
+            )
+        tracer_provider = sdk_tp
+        owned.append(sdk_tp)
+        if set_global and _is_unset(current):
+            trace.set_tracer_provider(sdk_tp)
+
+    # -- metrics --------------------------------------------------------------------------
+    readers: list[MetricReader] = list(metric_readers)
+    registry: CollectorRegistry | None = None
+    if settings.enable_metrics:
+        from opentelemetry.exporter.prometheus import PrometheusMetricReader
+
+        registry = CollectorRegistry(auto_describe=True)
+        readers.append(
+            PrometheusMetricReader(registry=registry, scope_info_enabled=False)
+        )
+    if settings.otlp_metrics_endpoint:
+        readers.append(
+            PeriodicExportingMetricReader(
+                CountingMetricExporter(_otlp_metric_exporter(settings), health),
+                export_interval_millis=settings.metric_export_interval_ms,
+                export_timeout_millis=_OTLP_TIMEOUT_S * 1000,
+            )
+        )
+    meter_provider = MeterProvider(resource=resource, metric_readers=readers, views=views())
+    owned.append(meter_provider)
+    if set_global and _is_unset(metrics.get_meter_provider()):
+        metrics.set_meter_provider(meter_provider)
+
+    # -- logs -----------------------------------------------------------------------------
+    logger_provider: LoggerProvider | None = None
+    if log_exporter is not None or settings.otlp_logs_endpoint:
+        logger_provider = LoggerProvider(resource=resource)
+        if log_exporter is not None:
+            logger_provider.add_log_record_processor(SimpleLogRecordProcessor(log_exporter))
+        if settings.otlp_logs_endpoint:
+            logger_provider.add_log_record_processor(
+                BatchLogRecordProcessor(
+                    CountingLogExporter(_otlp_log_exporter(settings), health),
+                    max_queue_size=settings.log_queue_size,
+                )
+            )
+        owned.append(logger_provider)
+        if set_global and _is_unset(_logs.get_logger_provider()):
+            _logs.set_logger_provider(logger_provider)
+
+    return Providers(
+        tracer_provider=tracer_provider,
+        meter_provider=meter_provider,
+        logger_provider=logger_provider,
+        registry=registry,
+        health=health,
+        owned=owned,
+    )
+
+
+def _otlp_span_exporter(settings: Settings) -> SpanExporter:
+    endpoint = settings.otlp_traces_endpoint
+    if settings.otlp_protocol == "grpc":
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+
+        return OTLPSpanExporter(endpoint=endpoint, timeout=_OTLP_TIMEOUT_S)
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
+        OTLPSpanExporter as HTTPSpanExporter,
+    )
+
+    return HTTPSpanExporter(endpoint=endpoint, timeout=_OTLP_TIMEOUT_S)
+
+
+def _otlp_metric_exporter(settings: Settings) -> Any:
+    endpoint = settings.otlp_metrics_endpoint
+    if settings.otlp_protocol == "grpc":
+        from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
+
+        return OTLPMetricExporter(endpoint=endpoint, timeout=_OTLP_TIMEOUT_S)
+    from opentelemetry.exporter.otlp.proto.http.metric_exporter import (
+        OTLPMetricExporter as HTTPMetricExporter,
+    )
+
+    return HTTPMetricExporter(endpoint=endpoint, timeout=_OTLP_TIMEOUT_S)
+
+
+def _otlp_log_exporter(settings: Settings) -> LogRecordExporter:
+    endpoint = settings.otlp_logs_endpoint
+    if settings.otlp_protocol == "grpc":
+        from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter
+
+        return OTLPLogExporter(endpoint=endpoint, timeout=_OTLP_TIMEOUT_S)
+    from opentelemetry.exporter.otlp.proto.http._log_exporter import (
+        OTLPLogExporter as HTTPLogExporter,
+    )
+
+    return HTTPLogExporter(endpoint=endpoint, timeout=_OTLP_TIMEOUT_S)

@@ -1,0 +1,180 @@
+"""``configure()``: build everything once from one Settings object; idempotent.
+
+Holds the process-wide :class:`Telemetry` handle. Telemetry must never break the app:
+a failure while *configuring* is a clear error only for bad settings (which should stop
+start-up); everything else degrades to a working, quieter setup.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from opentelemetry import trace
+from opentelemetry.sdk._logs.export import LogRecordExporter
+from opentelemetry.sdk.metrics.export import MetricReader
+from opentelemetry.sdk.trace.export import SpanExporter
+
+from hapa_telemetry.exporting import ExportHealth
+from hapa_telemetry.instruments import Instruments
+from hapa_telemetry.livestats import LiveStats
+from hapa_telemetry.logs.pipeline import HapaHandler, LogPipeline
+from hapa_telemetry.providers import Providers, build_providers
+from hapa_telemetry.resource import build_resource
+from hapa_telemetry.settings import Settings
+
+__version__ = "0.1.0"
+
+
+@dataclass
+class Telemetry:
+    """The configured telemetry of this process; returned by :func:`configure`."""
+
+    settings: Settings
+    providers: Providers
+    instruments: Instruments
+    pipeline: LogPipeline
+    stats: LiveStats
+    tracer: trace.Tracer
+    handler: HapaHandler
+    _closed: bool = field(default=False, repr=False)
+
+    def force_flush(self, timeout: float = 5.0) -> bool:
+        """Write every queued log line and export every pending span/record/metric."""
+        ok = self.pipeline.flush(timeout)
+        return self.providers.force_flush(int(timeout * 1000)) and ok
+
+    def shutdown(self, timeout: float = 5.0) -> None:
+        """Flush and stop exporters and writer threads (idempotent, bounded)."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self.providers.force_flush(int(timeout * 1000))
+            self.providers.shutdown()
+        finally:
+            self.pipeline.shutdown(timeout)
+
+
+_lock = threading.RLock()
+_current: Telemetry | None = None
+
+
+def current() -> Telemetry | None:
+    """The configured Telemetry, or None before :func:`configure`."""
+    return _current
+
+
+def get() -> Telemetry:
+    """The configured Telemetry, configuring from the environment on first use."""
+    return _current if _current is not None else configure()
+
+
+def configure(
+    *,
+    settings: Settings | None = None,
+    environ: Mapping[str, str] | None = None,
+    span_exporter: SpanExporter | None = None,
+    log_exporter: LogRecordExporter | None = None,
+    metric_readers: tuple[MetricReader, ...] = (),
+    set_global: bool = True,
+    log_stream: Any = None,
+    **overrides: Any,
+) -> Telemetry:
+    """Set up traces, metrics and logs once; later calls return the same handle.
+
+    Keyword arguments override environment variables (``LOG_LEVEL``, ``DEBUG``,
+    ``OTEL_*``, …), which override defaults; see :class:`Settings`. Exporters and
+    readers can be injected (tests use the SDK's in-memory ones).
+    """
+    global _current
+    with _lock:
+        if _current is not None and not _current._closed:
+            return _current
+        if settings is None:
+            settings = Settings.load(environ, **overrides)
+        elif overrides:
+            raise TypeError("pass either settings= or keyword overrides, not both")
+        resource = build_resource(settings)
+        health = ExportHealth()
+        providers = build_providers(
+            settings,
+            resource,
+            health,
+            span_exporter=span_exporter,
+            log_exporter=log_exporter,
+            metric_readers=metric_readers,
+            set_global=set_global,
+        )
+        instruments = Instruments(
+            providers.meter_provider.get_meter("hapa_telemetry", __version__)
+        )
+        health._on_result = instruments.export_result
+        pipeline = LogPipeline(settings, stream=log_stream)
+        if providers.logger_provider is not None:
+            pipeline.otel_logger = providers.logger_provider.get_logger(
+                "hapa_telemetry", __version__
+            )
+        handler = install_logging(pipeline)
+        telemetry = Telemetry(
+            settings=settings,
+            providers=providers,
+            instruments=instruments,
+            pipeline=pipeline,
+            stats=LiveStats(),
+            tracer=providers.tracer_provider.get_tracer("hapa_telemetry", __version__),
+            handler=handler,
+        )
+        _current = telemetry
+        if set_global:
+            atexit.register(telemetry.shutdown)
+        return telemetry
+
+
+def install_logging(pipeline: LogPipeline) -> HapaHandler:
+    """Route root, uvicorn and fastapi loggers through one :class:`HapaHandler`.
+
+    Replaces a handler installed earlier by this package (never adds a second one) and
+    leaves other handlers of the root logger alone.
+    """
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if isinstance(h, HapaHandler)]:
+        root.removeHandler(old)
+        if old.pipeline is not pipeline:
+            old.pipeline.shutdown(2.0)
+    handler = HapaHandler(pipeline)
+    root.addHandler(handler)
+    root.setLevel(pipeline.settings.log_levelno)
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "fastapi", "gunicorn.error"):
+        lg = logging.getLogger(name)
+        lg.handlers.clear()
+        lg.propagate = True
+        lg.setLevel(logging.NOTSET)
+    # uvicorn's access line duplicates our request_end line (which carries the route
+    # template, duration and trace context, with secrets redacted): off by default.
+    if os.environ.get("LOG_ACCESS", "").lower() not in ("1", "true", "yes", "on"):
+        logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
+    logging.getLogger("uvicorn.error").addFilter(_drop_logged_asgi_exceptions)
+    return handler
+
+
+def _drop_logged_asgi_exceptions(record: logging.LogRecord) -> bool:
+    """Drop uvicorn's 'Exception in ASGI application' when our error line has it."""
+    exc = record.exc_info[1] if record.exc_info else None
+    return not (exc is not None and getattr(exc, "__hapa_logged__", False))
+
+
+def _reset_for_tests() -> None:
+    """Shut the current Telemetry down and forget it (tests only)."""
+    global _current
+    with _lock:
+        if _current is not None:
+            _current.shutdown(2.0)
+            root = logging.getLogger()
+            root.removeHandler(_current.handler)
+        _current = None
