@@ -195,3 +195,17 @@ def rotated_dir(root: Path) -> Path:
     ])
     (root / "unrelated.txt").write_text("not a log\n")
     return root
+
+
+def run_cli(args: list[str], capsys: Any) -> tuple[int, str, str]:
+    """Run ``hapa-telemetry`` in-process; (exit status, stdout, stderr)."""
+    from hapa_telemetry.cli import main
+
+    status = main(args)
+    captured = capsys.readouterr()
+    return status, captured.out, captured.err
+
+
+def json_lines(out: str) -> list[dict[str, Any]]:
+    """Parse NDJSON output."""
+    return [json.loads(item) for item in out.splitlines() if item.strip()]

@@ -196,10 +196,7 @@ def _render_latency(result: Mapping[str, Any], paint: Painter) -> str:
         right=tuple(range(1, 8)),
         styles=styles,
     )
-    note = "durations in seconds"
-    if not result.get("exact", True):
-        note += "; percentiles within 0.2% (large input)"
-    return f"{body}\n\n{note}"
+    return f"{body}\n\ndurations in seconds{_approx(result)}"
 
 
 def _render_inference(result: Mapping[str, Any], paint: Painter) -> str:
@@ -229,8 +226,13 @@ def _render_inference(result: Mapping[str, Any], paint: Painter) -> str:
             f"last reported by cache_metrics: {percent(reported)}{extra}"
             f" (at {result.get('reported_at')})"
         )
-    lines.append("durations in seconds")
+    lines.append("durations in seconds" + _approx(result))
     return "\n".join(lines)
+
+
+def _approx(result: Mapping[str, Any]) -> str:
+    return "" if result.get("exact", True) else "; percentiles within 0.2% (large input)"
+
 
 
 LINE_HEADERS = ("TIME", "LEVEL", "EVENT", "ENDPOINT", "MESSAGE", "TRACE/SPAN")

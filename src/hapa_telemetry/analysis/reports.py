@@ -13,8 +13,9 @@ from collections.abc import Mapping
 from typing import Any, Protocol
 
 from hapa_telemetry import names
+from hapa_telemetry.analysis import quantiles
 from hapa_telemetry.analysis.filters import Needles
-from hapa_telemetry.analysis.quantiles import DEFAULT_EXACT_LIMIT, Quantiles
+from hapa_telemetry.analysis.quantiles import Quantiles
 from hapa_telemetry.analysis.records import (
     LEVELS,
     Problems,
@@ -125,9 +126,10 @@ class LatencyReport:
 
     name = "latency"
 
-    def __init__(self, problems: Problems, exact_limit: int = DEFAULT_EXACT_LIMIT) -> None:
+    def __init__(self, problems: Problems, exact_limit: int | None = None) -> None:
         self._problems = problems
-        self._limit = exact_limit
+        self._limit = exact_limit or quantiles.DEFAULT_EXACT_LIMIT
+        exact_limit = self._limit
         self._overall = Quantiles(exact_limit)
         self._server_errors = 0
         self._endpoints: dict[str, tuple[Quantiles, list[int]]] = {}
@@ -175,9 +177,10 @@ class InferenceReport:
 
     name = "inference"
 
-    def __init__(self, problems: Problems, exact_limit: int = DEFAULT_EXACT_LIMIT) -> None:
+    def __init__(self, problems: Problems, exact_limit: int | None = None) -> None:
         self._problems = problems
-        self._limit = exact_limit
+        self._limit = exact_limit or quantiles.DEFAULT_EXACT_LIMIT
+        exact_limit = self._limit
         self._overall = Quantiles(exact_limit)
         self._cached = Quantiles(exact_limit)
         self._uncached = Quantiles(exact_limit)

@@ -165,10 +165,12 @@ def _loop(
                               _where(block.source, block.first_line, data, position, by_offset))
                 continue
             stats.parsed += 1
+            level = record.get("level")
             if (
                 "timestamp" not in record
                 or "message" not in record
-                or record.get("level") not in _KNOWN_LEVELS
+                or type(level) is not str
+                or level not in _KNOWN_LEVELS
             ):
                 problems.check_record(
                     record, _where(block.source, block.first_line, data, position, by_offset)
