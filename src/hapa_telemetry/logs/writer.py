@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import io
 import logging
 import os
 import sys
@@ -58,13 +59,20 @@ class StreamSink:
     def __init__(self, stream: IO[Any]) -> None:
         self.stream = stream
         buf = getattr(stream, "buffer", None)
-        self._binary: Any = buf if buf is not None and hasattr(buf, "write") else None
+        self._text_first = False  # flush the text layer first (it may hold print() output)
+        self._binary: Any = None
+        if buf is not None and hasattr(buf, "write"):
+            self._binary, self._text_first = buf, True
+        elif isinstance(stream, (io.RawIOBase, io.BufferedIOBase)) or not hasattr(
+            stream, "encoding"
+        ):
+            self._binary = stream
 
     def write(self, data: bytes) -> None:
         if self._binary is not None:
-            # A text wrapper may hold text written by print(); keep the order.
-            with contextlib.suppress(Exception):
-                self.stream.flush()
+            if self._text_first:
+                with contextlib.suppress(Exception):
+                    self.stream.flush()
             self._binary.write(data)
         else:
             self.stream.write(data.decode("utf-8", "replace"))
