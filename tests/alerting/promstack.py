@@ -300,7 +300,7 @@ def wait_until(check: Callable[[], bool], timeout: float, what: str, every: floa
         try:
             if check():
                 return
-        except (OSError, urllib.error.URLError, ValueError):
+        except (OSError, urllib.error.URLError, ValueError, LookupError):
             pass
         time.sleep(every)
     raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
