@@ -6,7 +6,10 @@ and instruments (no second system). They configure from the environment on first
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+import sys
 from datetime import datetime, timezone
 from typing import Any
 
@@ -17,6 +20,23 @@ from hapa_telemetry.instruments import fold_method
 from hapa_telemetry.logs.pipeline import FIELDS_ATTR, EventBuilder
 from hapa_telemetry.logs.render import render_json
 from hapa_telemetry.settings import Settings
+
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+_DEMO_DIR = os.path.join(_PACKAGE_DIR, "demo")
+_SKIP_FILES = (contextlib.__file__,)
+
+
+def _caller() -> tuple[str, int, str]:
+    """The first frame outside this package: the code location of a log line."""
+    frame = sys._getframe(2)
+    while frame is not None:
+        filename = frame.f_code.co_filename
+        ours = filename.startswith(_PACKAGE_DIR) and not filename.startswith(_DEMO_DIR)
+        if not ours and filename not in _SKIP_FILES:
+            return filename, frame.f_lineno, frame.f_code.co_name
+        frame = frame.f_back  # type: ignore[assignment]
+    return "(unknown file)", 0, "(unknown function)"
 
 
 class StructuredLogger:
@@ -36,10 +56,17 @@ class StructuredLogger:
     def _log(self, level: int, message: str, fields: dict[str, Any], exc_info: Any = None) -> None:
         if runtime.current() is None:
             runtime.get()
-        if self.logger.isEnabledFor(level):
-            self.logger._log(
-                level, message, (), exc_info=exc_info, extra={FIELDS_ATTR: fields}, stacklevel=3
-            )
+        logger = self.logger
+        if not logger.isEnabledFor(level):
+            return
+        if exc_info is True:
+            exc_info = sys.exc_info()
+        pathname, lineno, func = _caller()
+        record = logger.makeRecord(
+            logger.name, level, pathname, lineno, message, (), exc_info, func,
+            {FIELDS_ATTR: fields},
+        )
+        logger.handle(record)
 
     def debug(self, message: str, /, **fields: Any) -> None:
         """Log at DEBUG."""

@@ -43,7 +43,7 @@ RESERVED = frozenset(
 # Attributes every LogRecord has; anything else in record.__dict__ came from extra=.
 _STANDARD_ATTRS = frozenset(
     logging.LogRecord("x", 0, "x", 0, "x", None, None).__dict__
-) | {"message", "asctime", FIELDS_ATTR, "taskName"}
+) | {"message", "asctime", FIELDS_ATTR, "taskName", "color_message"}
 _N_STANDARD = len(logging.LogRecord("x", 0, "x", 0, "x", None, None).__dict__)
 
 _SEVERITY = {
