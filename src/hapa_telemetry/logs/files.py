@@ -204,7 +204,12 @@ class DailySizeRotatingFile:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(path)
         else:
-            for i in range(self.backup_count - 1, 0, -1):
+            # Only shift the backups that exist (.1 .. .k, contiguous): with a large
+            # backup_count this is k renames, not backup_count failed ones.
+            k = 0
+            while k < self.backup_count and os.path.exists(f"{path}.{k + 1}"):
+                k += 1
+            for i in range(min(k, self.backup_count - 1), 0, -1):
                 with contextlib.suppress(FileNotFoundError):
                     os.replace(f"{path}.{i}", f"{path}.{i + 1}")
             with contextlib.suppress(FileNotFoundError):

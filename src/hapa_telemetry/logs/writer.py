@@ -162,6 +162,7 @@ class QueueWriter:
         self._queue: deque[Any] = deque()
         self._wake = threading.Event()
         self._sleeping = False
+        self._flush_pending = False
         self._io_lock = threading.Lock()  # held while a batch goes to the sinks
         self._start_lock = threading.Lock()
         self._drop_lock = threading.Lock()
@@ -190,6 +191,7 @@ class QueueWriter:
             self._drain_sync()
             return not self._queue
         marker = _FlushMarker()
+        self._flush_pending = True  # the thread skips its linger wait
         self._queue.append(marker)
         self._wake.set()
         return marker.done.wait(timeout)
@@ -241,7 +243,7 @@ class QueueWriter:
                 self._sleeping = False
                 if not q:
                     continue
-                if self.linger > 0 and len(q) < self.max_batch:
+                if self.linger > 0 and len(q) < self.max_batch and not self._flush_pending:
                     wake.clear()
                     wake.wait(self.linger)  # let a batch gather; flush/shutdown cut it short
             batch: list[tuple[int, bytes]] = []
@@ -257,6 +259,7 @@ class QueueWriter:
                     break
                 else:
                     markers.append(item)
+                    self._flush_pending = False
                     break  # write what came before the marker, then release it
             if batch or self.dropped != self._reported_dropped:
                 try:
