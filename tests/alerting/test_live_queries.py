@@ -2,19 +2,25 @@
 from the live Prometheus of the local stack after demo traffic, so a renamed metric or
 label breaks this test instead of a dashboard in production.
 
-Needs `scripts/stack up` (collector, Prometheus, ...) and the demo app serving on
-HAPA_DEMO_URL (default http://127.0.0.1:8000) and scraped by that Prometheus
-(HAPA_STACK_PROMETHEUS_URL, default http://127.0.0.1:9090)."""
+Needs `scripts/stack up` (collector, Prometheus, ...; HAPA_STACK_PROMETHEUS_URL, default
+http://127.0.0.1:9090). The demo app is used if it already answers on HAPA_DEMO_URL
+(default http://127.0.0.1:8000, the port prometheus.yml scrapes); otherwise the test
+starts it there itself with OTLP to the collector (HAPA_DEMO_OTLP_ENDPOINT, default
+http://127.0.0.1:4318, OTLP/HTTP) and stops it afterwards."""
 
 from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
 import uuid
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -23,6 +29,7 @@ from . import promstack as ps
 PROMETHEUS = os.environ.get("HAPA_STACK_PROMETHEUS_URL", "http://127.0.0.1:9090").rstrip("/")
 DEMO = os.environ.get("HAPA_DEMO_URL", "http://127.0.0.1:8000").rstrip("/")
 WAIT_SECONDS = float(os.environ.get("HAPA_LIVE_QUERY_WAIT", "180"))
+DEMO_OTLP = os.environ.get("HAPA_DEMO_OTLP_ENDPOINT", "http://127.0.0.1:4318")
 
 # Collector counters that exist only once the event happened (the collector creates the
 # series on the first failed enqueue): for expressions made only of these, the live check
@@ -65,6 +72,43 @@ def _demo_traffic() -> None:
     assert statuses.count(200) >= 25 and 500 in statuses and 404 in statuses, statuses
 
 
+@pytest.fixture
+def demo(tmp_path: Path) -> Iterator[str]:
+    """The demo app's URL: the running one, or one this fixture starts and stops."""
+    try:
+        running = ps.answers(f"{DEMO}/health")
+    except OSError:
+        running = False
+    if running:
+        yield DEMO
+        return
+    parsed = urllib.parse.urlsplit(DEMO)
+    env = {
+        **os.environ,
+        "LOG_DIRECTORY": str(tmp_path / "logs"),
+        "OTEL_EXPORTER_OTLP_ENDPOINT": DEMO_OTLP,
+        "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+        "OTEL_METRIC_EXPORT_INTERVAL": "2000",
+    }
+    log = tmp_path / "demo.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "hapa_telemetry.demo.app:app",
+             "--host", parsed.hostname or "127.0.0.1", "--port", str(parsed.port or 8000)],
+            stdout=out, stderr=subprocess.STDOUT, env=env,
+        )
+    try:
+        ps.wait_until(lambda: ps.answers(f"{DEMO}/health"), 30, f"demo at {DEMO}")
+        yield DEMO
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
 def _live_exprs() -> list[tuple[str, str]]:
     out = [(f"rule {e.name}", ps.signal_part(e.expr)) for e in ps.rule_exprs()]
     for e in ps.dashboard_exprs():
@@ -75,7 +119,7 @@ def _live_exprs() -> list[tuple[str, str]]:
 
 
 @pytest.mark.e2e
-def test_every_rule_and_dashboard_query_returns_data() -> None:
+def test_every_rule_and_dashboard_query_returns_data(demo: str) -> None:
     """After demo traffic, each rule's measured expression (without its threshold) and
     each dashboard query (for both sources, via the collector and direct) is non-empty."""
     assert ps.answers(f"{PROMETHEUS}/-/ready"), f"no Prometheus at {PROMETHEUS}"
