@@ -10,6 +10,7 @@ from __future__ import annotations
 import atexit
 import logging
 import os
+import signal
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -133,7 +134,33 @@ def configure(
         _current = telemetry
         if set_global:
             atexit.register(telemetry.shutdown)
+            _flush_on_sigterm(telemetry)
         return telemetry
+
+
+def _flush_on_sigterm(telemetry: Telemetry) -> None:
+    """Flush telemetry when the process is ended by SIGTERM with the default action.
+
+    uvicorn (0.29+) shuts down gracefully on SIGTERM and then re-raises the signal with
+    the handler it found at start-up, so ``atexit`` never runs and the last queued lines
+    would be lost. Installed only when nobody else handles SIGTERM.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return
+    try:
+        if signal.getsignal(signal.SIGTERM) not in (signal.SIG_DFL, None):
+            return
+
+        def on_sigterm(signum: int, frame: Any) -> None:
+            try:
+                telemetry.shutdown(3.0)
+            finally:
+                signal.signal(signal.SIGTERM, signal.SIG_DFL)
+                os.kill(os.getpid(), signal.SIGTERM)
+
+        signal.signal(signal.SIGTERM, on_sigterm)
+    except (ValueError, OSError):  # not the main interpreter / no signals here
+        pass
 
 
 def install_logging(pipeline: LogPipeline) -> HapaHandler:
