@@ -106,6 +106,9 @@ _PRECHECK: Final = (
     r"s(?:ecret|ession|ig|k-)|token|xox|-----begin"
 )
 _TEXT_CACHE_MAX_LEN: Final = 256
+# Strings made only of these characters (hex ids, UUIDs, IPs, ISO timestamps, numbers) cannot
+# contain any built-in keyword or key format: every one has a letter outside a-f.
+_ID_CHARS: Final = "0123456789abcdefABCDEF-:.+TZ"
 _UNCHANGED: Final = ""
 
 
@@ -118,7 +121,8 @@ class Redactor:
     are cached in a plain dict (bounded, cleared when full)."""
 
     __slots__ = (
-        "_exact", "_extra_re", "_key_cache", "_parts", "_precheck", "_text_cache", "_text_re",
+        "_exact", "_extra_re", "_id_shortcut", "_key_cache", "_parts", "_precheck",
+        "_text_cache", "_text_re",
     )
 
     def __init__(self, *, extra_keys: Iterable[str] = (), extra_patterns: Iterable[str] = ()):
@@ -144,6 +148,9 @@ class Redactor:
         )
         self._text_re = re.compile("|".join(patterns))
         self._text_cache: dict[str, str] = {}
+        self._id_shortcut = self._extra_re is None and all(
+            k.lower().strip(_ID_CHARS.lower()) for k in extra_raw
+        )
 
     # --- keys -------------------------------------------------------------------------------
     def _classify(self, key: str) -> int:
@@ -240,6 +247,8 @@ class Redactor:
             hit = self._text_cache.get(s)
             if hit is not None:
                 return s if hit is _UNCHANGED else hit
+            if self._id_shortcut and not s.strip(_ID_CHARS):
+                return s  # an id or timestamp: unique values would only churn the cache
         out = s
         if self._precheck.search(s.lower()) is not None:
             out = self._text_re.sub(self._replace, out)
