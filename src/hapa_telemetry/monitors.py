@@ -21,7 +21,6 @@ from hapa_telemetry.logs.pipeline import FIELDS_ATTR, EventBuilder
 from hapa_telemetry.logs.render import render_json
 from hapa_telemetry.settings import Settings
 
-
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 _DEMO_DIR = os.path.join(_PACKAGE_DIR, "demo")
 _SKIP_FILES = (contextlib.__file__,)
