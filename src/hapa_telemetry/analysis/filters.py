@@ -134,7 +134,8 @@ class Filters:
         return self.endpoint is not None and any(ch in self.endpoint for ch in "*?[")
 
     def needles(self) -> list[Needles]:
-        """Byte strings a matching line must contain (every group, one of each group).
+        """Byte strings a matching line must contain (every group, one of each group), but
+        for the level (see ``level_needles``).
 
         Only values whose bytes are certain are used; the rest is left to ``matches``.
         Groups are ordered most selective first (the scanner searches for the first).
@@ -149,11 +150,16 @@ class Filters:
             groups.append((_json_string(self.endpoint),))
         if self.events and all(_plain(event) for event in self.events):
             groups.append(tuple(_json_string(event) for event in sorted(self.events)))
-        if self.level is not None and self.level != "DEBUG":
-            wanted = set(levels_at_or_above(self.level))
-            spellings = sorted(alias for alias, canon in LEVEL_ALIASES.items() if canon in wanted)
-            groups.append(tuple(_json_string(name) for name in spellings))
         return groups
+
+    def level_needles(self) -> list[Needles]:
+        """The level's spellings a matching line must contain (least selective: kept apart
+        so the scanner tries it last)."""
+        if self.level is None or self.level == "DEBUG":
+            return []
+        wanted = set(levels_at_or_above(self.level))
+        spellings = sorted(alias for alias, canon in LEVEL_ALIASES.items() if canon in wanted)
+        return [tuple(_json_string(name) for name in spellings)]
 
     def grep_needle(self) -> bytes | None:
         """Lower-cased bytes ``--grep`` must find in the lower-cased line, when certain.

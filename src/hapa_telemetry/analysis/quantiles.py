@@ -22,38 +22,62 @@ DEFAULT_EXACT_LIMIT = 100_000
 class Quantiles:
     """A series of non-negative numbers (durations in seconds)."""
 
-    __slots__ = ("_buckets", "_exact", "_limit", "_zeros", "count", "maximum", "total")
+    __slots__ = ("_buckets", "_count", "_exact", "_limit", "_max", "_total", "_zeros")
 
     def __init__(self, exact_limit: int = DEFAULT_EXACT_LIMIT) -> None:
         self._limit = exact_limit
         self._exact: array[float] | None = array("d")
         self._buckets: dict[int, int] = {}
         self._zeros = 0
-        self.count = 0
-        self.total = 0.0
-        self.maximum = -math.inf
+        # Totals of the values already moved into buckets.
+        self._count = 0
+        self._total = 0.0
+        self._max = -math.inf
 
     @property
     def exact(self) -> bool:
         """Whether percentiles are still exact."""
         return self._exact is not None
 
+    @property
+    def count(self) -> int:
+        """Values added."""
+        return self._count + (len(self._exact) if self._exact is not None else 0)
+
+    @property
+    def total(self) -> float:
+        """Sum of the values."""
+        return self._total + (math.fsum(self._exact) if self._exact is not None else 0.0)
+
+    @property
+    def maximum(self) -> float:
+        """Largest value (-inf when empty)."""
+        if self._exact:
+            return max(self._max, max(self._exact))
+        return self._max
+
     def add(self, value: float) -> None:
         """Record one value (the caller has checked it is a finite number >= 0)."""
-        self.count += 1
-        self.total += value
-        if value > self.maximum:
-            self.maximum = value
-        if self._exact is not None:
-            self._exact.append(value)
-            if len(self._exact) > self._limit:
-                values, self._exact = self._exact, None
-                for item in values:
-                    self._bucket(item)
-        else:
-            self._bucket(value)
+        exact = self._exact
+        if exact is not None:
+            exact.append(value)
+            if len(exact) > self._limit:
+                self._spill()
+            return
+        self._bucket(value)
+
+    def _spill(self) -> None:
+        """Move the exact values into the histogram (once, when the limit is passed)."""
+        values, self._exact = self._exact, None
+        assert values is not None
+        for item in values:
+            self._bucket(item)
 
     def _bucket(self, value: float) -> None:
+        self._count += 1
+        self._total += value
+        if value > self._max:
+            self._max = value
         if value <= 0.0:
             self._zeros += 1
             return
@@ -70,7 +94,7 @@ class Quantiles:
             low = math.floor(rank)
             high = min(low + 1, len(ordered) - 1)
             return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
-        rank = q * (self.count - 1)
+        rank = q * (self._count - 1)
         seen = self._zeros
         if rank < seen:
             return 0.0
@@ -78,19 +102,20 @@ class Quantiles:
             seen += self._buckets[index]
             if rank < seen:
                 middle = math.exp((index + 0.5) * _LOG_GROWTH)
-                return min(middle, self.maximum)
-        return self.maximum
+                return min(middle, self._max)
+        return self._max
 
     def summary(self) -> dict[str, float | int | None]:
         """``{"count", "avg", "p50", "p95", "p99", "max"}``; None values when empty."""
-        if self.count == 0:
+        count = self.count
+        if count == 0:
             return {"count": 0, "avg": None, "p50": None, "p95": None, "p99": None, "max": None}
         if self._exact is not None:
             # Sort once for the three percentiles.
             self._exact = array("d", sorted(self._exact))
         return {
-            "count": self.count,
-            "avg": self.total / self.count,
+            "count": count,
+            "avg": self.total / count,
             "p50": self.quantile(0.50),
             "p95": self.quantile(0.95),
             "p99": self.quantile(0.99),

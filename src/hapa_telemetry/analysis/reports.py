@@ -24,6 +24,8 @@ from hapa_telemetry.analysis.records import (
     parse_timestamp,
 )
 
+_REQUEST_END = names.EVENT_REQUEST_END
+
 NO_VALUE = "(none)"
 """Group name for lines without the grouping field."""
 
@@ -38,8 +40,8 @@ class Report(Protocol):
     def needles(self) -> list[Needles]:
         """Byte strings every line the report uses contains (fast path)."""
 
-    def add(self, record: Mapping[str, Any]) -> None:
-        """Take one line that passed the filters."""
+    def add(self, record: Mapping[str, Any], raw: bytes = b"") -> None:
+        """Take one line that passed the filters (``raw``: its bytes, unused here)."""
 
     def result(self) -> dict[str, Any]:
         """The report as a JSON-ready dict."""
@@ -71,7 +73,7 @@ class ErrorsReport:
     def needles(self) -> list[Needles]:
         return [(b'"error"', b'"ERROR"', b'"CRITICAL"', b'"FATAL"')]
 
-    def add(self, record: Mapping[str, Any]) -> None:
+    def add(self, record: Mapping[str, Any], raw: bytes = b"") -> None:
         level = normalize_level(record.get("level"))
         is_error = record.get("event_type") == names.EVENT_ERROR or (
             level is not None and LEVELS[level] >= LEVELS["ERROR"]
@@ -137,10 +139,12 @@ class LatencyReport:
     def needles(self) -> list[Needles]:
         return [(b'"' + names.EVENT_REQUEST_END.encode() + b'"',)]
 
-    def add(self, record: Mapping[str, Any]) -> None:
-        if record.get("event_type") != names.EVENT_REQUEST_END:
+    def add(self, record: Mapping[str, Any], raw: bytes = b"") -> None:
+        if record.get("event_type") != _REQUEST_END:
             return
-        duration = _duration(record.get("duration"))
+        duration = record.get("duration")
+        if type(duration) is not float or not 0.0 <= duration < math.inf:
+            duration = _duration(duration)
         if duration is None:
             self._problems.keep("request_end without a usable duration", _where(record))
             return
@@ -197,7 +201,7 @@ class InferenceReport:
             )
         ]
 
-    def add(self, record: Mapping[str, Any]) -> None:
+    def add(self, record: Mapping[str, Any], raw: bytes = b"") -> None:
         event = record.get("event_type")
         if event == names.EVENT_CACHE_METRICS:
             rate = _duration(record.get("hit_rate"))

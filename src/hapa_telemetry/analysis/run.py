@@ -77,20 +77,22 @@ class LinePrinter:
         self.paint = Painter(not self.json and use_colour(sys.stdout))
         self.ordered = ordered
         self.printed = 0
-        self._held: list[Record] = []
+        self._held: list[tuple[Record, bytes | None]] = []
         self._header = False
 
-    def __call__(self, record: Record) -> None:
+    def __call__(self, record: Record, raw: bytes | None = None) -> None:
         if self.ordered:
-            self._held.append(record)
+            self._held.append((record, raw))
             return
-        self._emit(record)
+        self._emit(record, raw)
 
-    def _emit(self, record: Record) -> None:
+    def _emit(self, record: Record, raw: bytes | None) -> None:
         if self.limit is not None and self.printed >= self.limit:
             raise _Enough
         if self.json:
-            sys.stdout.buffer.write(orjson.dumps(record) + b"\n")
+            # The line as written (faithful, and cheaper than encoding it again).
+            out = raw.rstrip(b"\r") if raw is not None else orjson.dumps(record)
+            sys.stdout.buffer.write(out + b"\n")
         else:
             if not self._header:
                 _write(line_header(self.paint) + "\n")
@@ -103,10 +105,10 @@ class LinePrinter:
         if not self.ordered:
             return
         held, self._held = self._held, []
-        held.sort(key=lambda rec: parse_timestamp(rec.get("timestamp")) or 0.0)
+        held.sort(key=lambda item: parse_timestamp(item[0].get("timestamp")) or 0.0)
         try:
-            for record in held:
-                self._emit(record)
+            for record, raw in held:
+                self._emit(record, raw)
         except _Enough:
             pass
 

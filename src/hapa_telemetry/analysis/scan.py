@@ -18,13 +18,16 @@ import orjson
 
 from hapa_telemetry.analysis.filters import Filters, Needles
 from hapa_telemetry.analysis.records import LEVELS, Problems
-from hapa_telemetry.analysis.sources import Progress, Source, read_blocks
+from hapa_telemetry.analysis.sources import Block, Progress, Source, read_blocks
 
 Record = dict[str, Any]
-Sink = Callable[[Record], None]
+Sink = Callable[[Record, bytes], None]
+"""Receives each matching line: parsed, and its raw bytes (without the newline)."""
 
 _KNOWN_LEVELS = frozenset(LEVELS)
-_MAX_ALTERNATIVES_TO_SEARCH = 3
+_SEARCH_WHEN_HITS_BELOW = 0.5
+"""Search the block for the needles when fewer than this share of its lines hold one;
+otherwise splitting the block into lines is cheaper."""
 
 
 @dataclass
@@ -96,11 +99,13 @@ def scan(
     some lines (e.g. ``"request_end"`` for latency); the report still checks them.
     """
     stats = ScanStats(files=len(sources))
-    groups: list[Needles] = [*filters.needles(), *(report_needles or [])] if fast_path else []
+    groups: list[Needles] = []
+    if fast_path:
+        groups = [*filters.needles(), *(report_needles or []), *filters.level_needles()]
     grep_needle = filters.grep_needle() if fast_path else None
     primary: Needles | None = None
     primary_is_grep = False
-    if groups and len(groups[0]) <= _MAX_ALTERNATIVES_TO_SEARCH:
+    if groups:
         primary = groups.pop(0)
     elif grep_needle is not None:
         primary, primary_is_grep, grep_needle = (grep_needle,), True, None
@@ -133,23 +138,34 @@ def _loop(
     check_filters = filters.active
     loads = orjson.loads
     decode_error = orjson.JSONDecodeError
+    dense = False  # whether the previous block had needle hits on most of its lines
     for block in read_blocks(sources, progress, damaged):
         data = block.data
-        stats.lines += data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
+        stats.lines += block.lines
+        search_in = data.lower() if primary_is_grep else data
         lines: Iterator[tuple[int, bytes]]
-        if primary is not None:
-            search_in = data.lower() if primary_is_grep else data
-            lines = _hits(data, primary, search_in)
-            by_offset = True
+        groups, grep = secondary, grep_needle
+        if primary is not None and not dense:
+            hits = list(_hits(data, primary, search_in))
+            dense = len(hits) > block.lines * _SEARCH_WHEN_HITS_BELOW
+            lines, by_offset = iter(hits), True
         else:
-            lines = enumerate(data.split(b"\n"))
-            by_offset = False
+            # Most lines hold a needle: splitting is cheaper; the needles become line checks.
+            lines, by_offset = enumerate(data.split(b"\n")), False
+            if primary is not None:
+                if primary_is_grep:
+                    grep = primary[0]
+                else:
+                    groups = [primary, *secondary]
+                sample = data[: 1 << 16]
+                found = sum(sample.count(n) for n in primary)
+                dense = found > sample.count(b"\n") * _SEARCH_WHEN_HITS_BELOW
         for position, line in lines:
             if not line:
                 continue
-            if secondary and not all(any(n in line for n in group) for group in secondary):
+            if groups and not _holds(line, groups):
                 continue
-            if grep_needle is not None and grep_needle not in line.lower():
+            if grep is not None and grep not in line.lower():
                 continue
             try:
                 record = loads(line)
@@ -157,12 +173,10 @@ def _loop(
                 if not line.strip():
                     continue
                 kind = "truncated JSON" if line.lstrip().startswith(b"{") else "not JSON"
-                problems.skip(kind, _where(block.source, block.first_line, data, position,
-                                           by_offset))
+                problems.skip(kind, _where(block, position, by_offset))
                 continue
             if type(record) is not dict:
-                problems.skip("not a JSON object",
-                              _where(block.source, block.first_line, data, position, by_offset))
+                problems.skip("not a JSON object", _where(block, position, by_offset))
                 continue
             stats.parsed += 1
             level = record.get("level")
@@ -172,16 +186,26 @@ def _loop(
                 or type(level) is not str
                 or level not in _KNOWN_LEVELS
             ):
-                problems.check_record(
-                    record, _where(block.source, block.first_line, data, position, by_offset)
-                )
+                problems.check_record(record, _where(block, position, by_offset))
             if check_filters and not filters.matches(record, line):
                 continue
             stats.matched += 1
-            sink(record)
+            sink(record, line)
 
 
-def _where(source: Source, first_line: int, data: bytes, position: int, by_offset: bool) -> str:
+def _holds(line: bytes, groups: list[Needles]) -> bool:
+    """Whether ``line`` holds one needle of every group."""
+    for group in groups:
+        for needle in group:
+            if needle in line:
+                break
+        else:
+            return False
+    return True
+
+
+def _where(block: Block, position: int, by_offset: bool) -> str:
     """``file:line`` of a line given its offset (fast path) or index in the block."""
-    line_no = first_line + (data.count(b"\n", 0, position) if by_offset else position)
-    return f"{source.name}:{line_no}"
+    data = block.data
+    line_no = block.first_line + (data.count(b"\n", 0, position) if by_offset else position)
+    return f"{block.source.name}:{line_no}"

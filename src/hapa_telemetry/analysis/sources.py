@@ -165,11 +165,12 @@ def _open(source: Source) -> tuple[BinaryIO, BinaryIO]:
 
 @dataclass
 class Block:
-    """Whole lines cut from one input; ``data`` ends with a newline unless ``last``."""
+    """Whole lines cut from one input; ``data`` ends with a newline except at end of input."""
 
     data: bytes
     source: Source
     first_line: int
+    lines: int
 
 
 def read_blocks(
@@ -202,12 +203,13 @@ def read_blocks(
                     continue
                 block = rest + data[: cut + 1] if rest else data[: cut + 1]
                 rest = data[cut + 1 :]
-                yield Block(block, source, line_no)
-                line_no += block.count(b"\n")
+                count = block.count(b"\n")
+                yield Block(block, source, line_no, count)
+                line_no += count
                 if source.path is not None:
                     progress.advance(raw.tell(), source.name)
             if rest:
-                yield Block(rest, source, line_no)
+                yield Block(rest, source, line_no, rest.count(b"\n") + 1)
         finally:
             if source.path is not None:
                 stream.close()
