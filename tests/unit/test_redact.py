@@ -239,3 +239,9 @@ def test_caches_stay_bounded(r: Redactor) -> None:
     for i in range(20000):
         r.redact_mapping({f"k{i}": f"value number {i}"})
     assert len(r._key_cache) <= 4096 and len(r._text_cache) <= 4096
+
+
+def test_error_message_with_secret_after_colon(r: Redactor) -> None:
+    """'Invalid token: <value>' in an error message loses the value, keeps the words."""
+    assert r.redact_text(f"Invalid token: {SECRET}") == f"Invalid token: {REDACTED}"
+    assert r.redact_text("tokens: 42") == "tokens: 42"

@@ -236,3 +236,37 @@ def test_writer_survives_fork() -> None:
         lines = f.read().splitlines()
     assert os.waitstatus_to_exitcode(status) == 0
     assert sorted(lines) == [b"child-line", b"parent-after", b"parent-before"]
+
+
+def test_writes_synchronously_when_no_thread_can_start(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """At interpreter shutdown (thread start refused) lines are written in the caller."""
+
+    def refuse(self: threading.Thread) -> None:
+        raise RuntimeError("can't create new thread at interpreter shutdown")
+
+    sink = ListSink()
+    w = QueueWriter([(sink, logging.DEBUG)])
+    monkeypatch.setattr(threading.Thread, "start", refuse)
+    assert w.submit(logging.INFO, _line(0))
+    assert sink.lines == [_line(0)]
+    assert sink.threads == {threading.current_thread().name}
+    assert w.flush(1)
+    monkeypatch.undo()
+    w.shutdown(1)
+
+
+def test_submit_is_cheap_for_the_caller() -> None:
+    """Submitting 20,000 lines to a slow sink takes the caller well under a second."""
+    sink = BlockingSink()
+    w = QueueWriter([(sink, logging.DEBUG)], max_queue=50_000)
+    line = _line(0)
+    t0 = time.perf_counter()
+    for _ in range(20_000):
+        w.submit(logging.INFO, line)
+    elapsed = time.perf_counter() - t0
+    sink.gate.set()
+    assert w.shutdown(10)
+    assert elapsed < 1.0
+    assert len(sink.lines) == 20_000

@@ -198,7 +198,7 @@ class Redactor:
                     hit = text_cache.get(v)
                     if hit is _UNCHANGED:  # identity: the cache's own marker object
                         continue
-                    nv: Any = hit if hit is not None else self.redact_text(v)
+                    nv: Any = hit if hit is not None else self._text_miss(v)
                 elif t is int or t is float or t is bool or v is None:
                     continue
                 else:
@@ -242,13 +242,16 @@ class Redactor:
         """
         if len(s) < 5 and self._extra_re is None:
             return s
-        short = len(s) <= _TEXT_CACHE_MAX_LEN
-        if short:
+        if len(s) <= _TEXT_CACHE_MAX_LEN:
             hit = self._text_cache.get(s)
             if hit is not None:
                 return s if hit is _UNCHANGED else hit
-            if self._id_shortcut and not s.strip(_ID_CHARS):
-                return s  # an id or timestamp: unique values would only churn the cache
+        return self._text_miss(s)
+
+    def _text_miss(self, s: str) -> str:
+        short = len(s) <= _TEXT_CACHE_MAX_LEN
+        if short and self._id_shortcut and not s.strip(_ID_CHARS):
+            return s  # an id or timestamp: unique values would only churn the cache
         out = s
         if self._precheck.search(s.lower()) is not None:
             out = self._text_re.sub(self._replace, out)
