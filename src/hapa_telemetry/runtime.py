@@ -43,6 +43,7 @@ class Telemetry:
     stats: LiveStats
     tracer: trace.Tracer
     handler: HapaHandler
+    global_providers: bool = True
     _closed: bool = field(default=False, repr=False)
 
     def force_flush(self, timeout: float = 5.0) -> bool:
@@ -130,6 +131,7 @@ def configure(
             stats=LiveStats(),
             tracer=providers.tracer_provider.get_tracer("hapa_telemetry", __version__),
             handler=handler,
+            global_providers=set_global,
         )
         _current = telemetry
         if set_global:
@@ -177,6 +179,12 @@ def install_logging(pipeline: LogPipeline) -> HapaHandler:
     handler = HapaHandler(pipeline)
     root.addHandler(handler)
     root.setLevel(pipeline.settings.log_levelno)
+    route_framework_loggers()
+    return handler
+
+
+def route_framework_loggers() -> None:
+    """Send uvicorn's, gunicorn's and fastapi's loggers to the root (our handler)."""
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "fastapi", "gunicorn.error"):
         lg = logging.getLogger(name)
         lg.handlers.clear()
@@ -186,8 +194,9 @@ def install_logging(pipeline: LogPipeline) -> HapaHandler:
     # template, duration and trace context, with secrets redacted): off by default.
     if os.environ.get("LOG_ACCESS", "").lower() not in ("1", "true", "yes", "on"):
         logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
-    logging.getLogger("uvicorn.error").addFilter(_drop_logged_asgi_exceptions)
-    return handler
+    error_logger = logging.getLogger("uvicorn.error")
+    if _drop_logged_asgi_exceptions not in error_logger.filters:
+        error_logger.addFilter(_drop_logged_asgi_exceptions)
 
 
 def _drop_logged_asgi_exceptions(record: logging.LogRecord) -> bool:

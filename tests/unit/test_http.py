@@ -252,4 +252,19 @@ async def test_instrument_twice_is_harmless(harness: Harness) -> None:
     ) == 1
     assert len(events(harness, "request_end")) == 1
     assert len([s for s in harness.spans.get_finished_spans() if s.kind.name == "SERVER"]) == 1
-    assert sum(1 for r in app.router.routes if getattr(r, "path", "") == "/metrics") == 1
+    async with client(app) as c:
+        body = (await c.get("/metrics")).text
+    assert body.count("# TYPE api_requests_total counter") == 1
+
+
+async def test_app_routes_for_metrics_and_health_win(harness: Harness) -> None:
+    """An app that defines its own /health (even after instrumenting) keeps it."""
+    app = make_app()
+
+    @app.get("/health")
+    async def own_health() -> dict[str, str]:
+        return {"mine": "yes"}
+
+    async with client(app) as c:
+        assert (await c.get("/health")).json() == {"mine": "yes"}
+        assert (await c.get("/metrics")).status_code == 200

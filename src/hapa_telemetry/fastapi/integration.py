@@ -19,6 +19,7 @@ from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
 
 from hapa_telemetry import runtime
 from hapa_telemetry.exposition import render_metrics
@@ -45,13 +46,17 @@ def instrument_fastapi(app: Any, **overrides: Any) -> Any:
         return app
     t = runtime.get() if not overrides else runtime.configure(**overrides)
     s = t.settings
+    # uvicorn configures its loggers after a zero-code configure(): route them again.
+    runtime.route_framework_loggers()
     if has_native_telemetry(app):
         app._telemetry.update(
             tracing=True,
             metrics=False,
             logs=False,
             operation_spans=s.operation_spans,
-            tracer_provider=t.providers.tracer_provider,
+            # The global provider is looked up per request (it is replaced after a fork);
+            # a provider that is not global is passed explicitly.
+            tracer_provider=None if t.global_providers else t.providers.tracer_provider,
             exclude=_exclude(frozenset({s.metrics_path, s.health_path})),
         )
     elif not _contrib_instrumented(app):
@@ -64,14 +69,10 @@ def instrument_fastapi(app: Any, **overrides: Any) -> Any:
             meter_provider=NoOpMeterProvider(),
             excluded_urls=",".join((s.metrics_path, s.health_path)),
         )
-    app.add_middleware(
-        TelemetryMiddleware, exclude_paths=frozenset({s.metrics_path, s.health_path})
-    )
-    paths = {getattr(r, "path", None) for r in app.router.routes}
-    if s.enable_metrics and s.metrics_path not in paths:
-        app.add_route(s.metrics_path, _metrics_endpoint, include_in_schema=False)
-    if s.health_path not in paths:
-        app.add_route(s.health_path, _health_endpoint, include_in_schema=False)
+    endpoints: dict[str, Any] = {s.health_path: Route(s.health_path, health_endpoint)}
+    if s.enable_metrics:
+        endpoints[s.metrics_path] = Route(s.metrics_path, metrics_endpoint)
+    app.add_middleware(TelemetryMiddleware, endpoints=endpoints, owner=app)
     setattr(app.state, _MARK, True)
     return app
 
@@ -109,5 +110,3 @@ async def health_endpoint(request: Request) -> Response:
     return JSONResponse(status, status_code=200 if status["status"] == "healthy" else 503)
 
 
-_metrics_endpoint = metrics_endpoint
-_health_endpoint = health_endpoint

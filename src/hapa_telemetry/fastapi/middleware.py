@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from opentelemetry import trace
@@ -50,15 +51,42 @@ def _header(scope: Scope, name: bytes) -> str | None:
 
 
 class TelemetryMiddleware:
-    """ASGI middleware recording each HTTP request's telemetry."""
+    """ASGI middleware recording each HTTP request's telemetry.
 
-    def __init__(self, app: ASGIApp, *, exclude_paths: frozenset[str] = frozenset()) -> None:
+    It also answers the paths in ``endpoints`` (``/metrics``, ``/health``) unless the
+    application has routes of its own for them (checked once, at the first request, so
+    routes added after instrumentation win). Those paths are not counted.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        endpoints: Mapping[str, ASGIApp] | None = None,
+        owner: Any = None,
+    ) -> None:
         self.app = app
-        self.exclude_paths = exclude_paths
+        self.endpoints: dict[str, ASGIApp] = dict(endpoints or {})
+        self.exclude_paths = frozenset(self.endpoints)
+        self._owner = owner
+        self._checked = owner is None
+
+    def _drop_endpoints_the_app_serves(self) -> None:
+        self._checked = True
+        router = getattr(self._owner, "router", None)
+        own = {getattr(r, "path", None) for r in getattr(router, "routes", ())}
+        self.endpoints = {p: e for p, e in self.endpoints.items() if p not in own}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or _SCOPE_MARK in scope or scope["path"] in self.exclude_paths:
+        if scope["type"] != "http" or _SCOPE_MARK in scope:
             await self.app(scope, receive, send)
+            return
+        path = scope["path"]
+        if path in self.exclude_paths:
+            if not self._checked:
+                self._drop_endpoints_the_app_serves()
+            served = self.endpoints.get(path)
+            await (served or self.app)(scope, receive, send)
             return
         scope[_SCOPE_MARK] = True
         t = runtime.get()

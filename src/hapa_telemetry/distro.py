@@ -1,0 +1,97 @@
+"""Zero-code mode: ``opentelemetry-instrument uvicorn app:app`` with this package installed.
+
+Three entry points (names of our own, so the package coexists with
+``opentelemetry-distro``; pick ours with ``OTEL_PYTHON_DISTRO=hapa_telemetry`` and
+``OTEL_PYTHON_CONFIGURATOR=hapa_telemetry`` when both are installed):
+
+- :class:`HapaDistro` only ``setdefault``s environment variables the user has not set and
+  skips contrib's global FastAPI/Starlette instrumentors (their server span and HTTP
+  metrics would duplicate ours; FastAPI apps are instrumented by the entry below, which
+  uses FastAPI's native telemetry or contrib's per-app instrumentation as fits).
+- :class:`HapaConfigurator` runs :func:`hapa_telemetry.configure` from the environment.
+- :class:`HapaFastAPIInstrumentor` makes every ``FastAPI()`` call
+  :func:`hapa_telemetry.instrument_fastapi` on itself (idempotent, so an app that also
+  instruments itself explicitly is instrumented once).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Collection
+from typing import Any
+
+from opentelemetry.instrumentation.distro import BaseDistro  # type: ignore[attr-defined]
+from opentelemetry.instrumentation.instrumentor import (  # type: ignore[attr-defined]
+    BaseInstrumentor,
+)
+from opentelemetry.sdk._configuration import _BaseConfigurator
+
+# contrib instrumentors whose work the package does per app instead
+_REPLACED = frozenset({"fastapi", "starlette"})
+
+DEFAULTS = {
+    # The standard OTLP default is http/protobuf; opentelemetry-distro sets grpc.
+    "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+    "OTEL_TRACES_SAMPLER": "parentbased_always_on",
+}
+
+
+class HapaDistro(BaseDistro):  # type: ignore[misc]
+    """The distro: defaults only where the user has set nothing."""
+
+    def _configure(self, **kwargs: Any) -> None:
+        for key, value in DEFAULTS.items():
+            os.environ.setdefault(key, value)
+
+    def load_instrumentor(self, entry_point: Any, **kwargs: Any) -> None:
+        if entry_point.name in _REPLACED:
+            return
+        super().load_instrumentor(entry_point, **kwargs)
+
+
+class HapaConfigurator(_BaseConfigurator):
+    """The configurator: the package's own set-up from the environment."""
+
+    def _configure(self, **kwargs: Any) -> None:
+        import hapa_telemetry
+
+        hapa_telemetry.configure()
+
+
+_original_init: Any = None
+
+
+class HapaFastAPIInstrumentor(BaseInstrumentor):  # type: ignore[misc]
+    """Instruments every FastAPI application created after it is enabled."""
+
+    def instrumentation_dependencies(self) -> Collection[str]:
+        return ("fastapi >= 0.100",)
+
+    def _instrument(self, **kwargs: Any) -> None:
+        global _original_init
+        import fastapi
+
+        if _original_init is not None:
+            return
+        _original_init = fastapi.FastAPI.__init__
+
+        def __init__(app: Any, *args: Any, **kw: Any) -> None:
+            _original_init(app, *args, **kw)
+            try:
+                from hapa_telemetry.fastapi import instrument_fastapi
+
+                instrument_fastapi(app)
+            except Exception as exc:  # telemetry never breaks the app
+                import sys
+
+                sys.stderr.write(f"hapa-telemetry: could not instrument FastAPI app: {exc!r}\n")
+
+        fastapi.FastAPI.__init__ = __init__  # type: ignore[method-assign,assignment]
+
+    def _uninstrument(self, **kwargs: Any) -> None:
+        global _original_init
+        import fastapi
+
+        if _original_init is not None:
+            fastapi.FastAPI.__init__ = _original_init  # type: ignore[method-assign]
+            _original_init = None
