@@ -167,22 +167,22 @@ _MEASURE = (
     "done = subprocess.run(['bash', '-o', 'pipefail', '-c', sys.argv[1]], "
     "capture_output=True, text=True)\n"
     "t = time.perf_counter() - t\n"
-    "peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss\n"
+    "use = resource.getrusage(resource.RUSAGE_CHILDREN)\n"
     "sys.stderr.write(done.stderr)\n"
-    "print(f'{t} {peak} {done.returncode}')\n"
+    "print(f'{t} {use.ru_maxrss} {use.ru_utime + use.ru_stime} {done.returncode}')\n"
     "sys.stdout.write(done.stdout)\n"
 )
 
 
-def timed(command: str, timeout: float) -> tuple[float, int, str]:
-    """(seconds, peak RSS in MiB of the largest process of the pipeline, stdout)."""
+def timed(command: str, timeout: float) -> tuple[float, int, float, str]:
+    """(wall seconds, peak RSS MiB of the largest process, CPU seconds of all, stdout)."""
     done = subprocess.run([sys.executable, "-c", _MEASURE, command], capture_output=True,
                           text=True, timeout=timeout, check=False)
     head, _, out = done.stdout.partition("\n")
-    elapsed, peak_kib, status = head.split()
+    elapsed, peak_kib, cpu, status = head.split()
     if status != "0":
         raise SystemExit(f"failed ({status}): {command}\n{done.stderr[-2000:]}")
-    return float(elapsed), int(peak_kib) // 1024, out
+    return float(elapsed), int(peak_kib) // 1024, float(cpu), out
 
 
 def main() -> int:
@@ -232,21 +232,23 @@ def main() -> int:
             ]),
         ]
         size_mb = expected["bytes"] / 2**20
-        print("\n| question | command | seconds | MiB/s | peak RSS MiB | answer |")
-        print("|---|---|---:|---:|---:|---|")
+        print("\n| question | command | wall s | CPU s | MiB/s (wall) | peak RSS MiB | answer |")
+        print("|---|---|---:|---:|---:|---:|---|")
         for question, commands in questions:
             for label, command in commands:
                 if args.skip_jq and label != "hapa-telemetry":
                     continue
                 best = None
                 for _ in range(args.repeat):
-                    elapsed, rss, out = timed(command, args.timeout)
-                    if best is None or elapsed < best[0]:
-                        best = (elapsed, rss, out)
+                    run = timed(command, args.timeout)
+                    if best is None or run[0] < best[0]:
+                        best = run
                 assert best is not None
-                answer = _answer(question, label, best[2])
-                print(f"| {question} | {label} | {best[0]:.2f} | {size_mb / best[0]:.0f} | "
-                      f"{best[1]} | {answer} |", flush=True)
+                elapsed, rss, cpu, out = best
+                answer = _answer(question, label, out)
+                shown = label.replace("|", "\\|")
+                print(f"| {question} | {shown} | {elapsed:.2f} | {cpu:.2f} | "
+                      f"{size_mb / elapsed:.0f} | {rss} | {answer} |", flush=True)
         print(f"\nexpected: user lines {expected['user_lines']}, errors "
               f"{sum(expected['errors'].values())} {expected['errors']}, "
               f"avg duration {expected['avg_duration']:.6f}")

@@ -155,3 +155,19 @@ def test_unknown_subcommand_and_bad_option_are_usage_errors(capsys):
     assert status == 2 and "--level" in err
     status, _, err = run_cli(["logs", "--since", "yesterday-ish"], capsys)
     assert status == 2 and "--since" in err
+
+
+@pytest.mark.parametrize("chunk", [7, 64, 333, 4096])
+def test_lines_cut_by_read_chunks_are_reassembled(logdir, capsys, monkeypatch, chunk):
+    """Whatever the read size, every line is seen once, whole, with its right line number."""
+    monkeypatch.setattr("hapa_telemetry.analysis.sources.CHUNK_SIZE", chunk)
+    status, out, err = run_cli(["logs", str(logdir), "--json"], capsys)
+    assert status == 0 and [r["seq"] for r in json_lines(out)] == list(range(1, 19))
+    assert "read 20 lines from 5 files" in err
+    assert "not JSON: " + str(logdir / "hapa_20261125.log.1") + ":2" in err
+    status, out, _ = run_cli(["logs", "errors", str(logdir), "--json"], capsys)
+    assert json.loads(out)["total"] == 3
+    status, out, _ = run_cli(["logs", "--grep", "TIMED out", str(logdir), "--json"], capsys)
+    assert [r["seq"] for r in json_lines(out)] == [12]
+    status, out, _ = run_cli(["logs", str(logdir), "--user", "user123", "--json"], capsys)
+    assert [r["seq"] for r in json_lines(out)] == [1, 2, 3, 11, 13]

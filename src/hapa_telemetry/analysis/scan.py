@@ -49,38 +49,38 @@ class ScanStats:
         }
 
 
-def _hits(data: bytes, group: Needles, search_in: bytes) -> Iterator[tuple[int, bytes]]:
-    """(offset, line) of each line of ``data`` containing one of ``group``, in order.
+def _hits(
+    data: bytes, start: int, end: int, group: Needles, search_in: bytes
+) -> Iterator[tuple[int, bytes]]:
+    """(offset, line) of each line of ``data[start:end]`` holding one of ``group``, in order.
 
     ``search_in`` is ``data`` or a same-length transform of it (lower-cased for grep).
     """
-    size = len(data)
     if len(group) == 1:
         needle = group[0]
-        pos = search_in.find(needle)
+        pos = search_in.find(needle, start, end)
         while pos >= 0:
-            start = data.rfind(b"\n", 0, pos) + 1
-            end = data.find(b"\n", pos)
-            if end < 0:
-                end = size
-            yield start, data[start:end]
-            pos = search_in.find(needle, end)
+            first = data.rfind(b"\n", start, pos) + 1 or start
+            last = data.find(b"\n", pos, end)
+            if last < 0:
+                last = end
+            yield first, data[first:last]
+            pos = search_in.find(needle, last, end)
         return
     starts: set[int] = set()
     for needle in group:
-        pos = search_in.find(needle)
+        pos = search_in.find(needle, start, end)
         while pos >= 0:
-            start = data.rfind(b"\n", 0, pos) + 1
-            starts.add(start)
-            end = data.find(b"\n", pos)
-            if end < 0:
+            starts.add(data.rfind(b"\n", start, pos) + 1 or start)
+            last = data.find(b"\n", pos, end)
+            if last < 0:
                 break
-            pos = search_in.find(needle, end)
-    for start in sorted(starts):
-        end = data.find(b"\n", start)
-        if end < 0:
-            end = size
-        yield start, data[start:end]
+            pos = search_in.find(needle, last, end)
+    for first in sorted(starts):
+        last = data.find(b"\n", first, end)
+        if last < 0:
+            last = end
+        yield first, data[first:last]
 
 
 def scan(
@@ -142,22 +142,23 @@ def _loop(
     for block in read_blocks(sources, progress, damaged):
         data = block.data
         stats.lines += block.lines
+        start, end = block.start, block.end
         search_in = data.lower() if primary_is_grep else data
         lines: Iterator[tuple[int, bytes]]
         groups, grep = secondary, grep_needle
         if primary is not None and not dense:
-            hits = list(_hits(data, primary, search_in))
+            hits = list(_hits(data, start, end, primary, search_in))
             dense = len(hits) > block.lines * _SEARCH_WHEN_HITS_BELOW
             lines, by_offset = iter(hits), True
         else:
             # Most lines hold a needle: splitting is cheaper; the needles become line checks.
-            lines, by_offset = enumerate(data.split(b"\n")), False
+            lines, by_offset = enumerate(data[start:end].split(b"\n")), False
             if primary is not None:
                 if primary_is_grep:
                     grep = primary[0]
                 else:
                     groups = [primary, *secondary]
-                sample = data[: 1 << 16]
+                sample = data[start : start + (1 << 16)]
                 found = sum(sample.count(n) for n in primary)
                 dense = found > sample.count(b"\n") * _SEARCH_WHEN_HITS_BELOW
         for position, line in lines:
@@ -207,5 +208,7 @@ def _holds(line: bytes, groups: list[Needles]) -> bool:
 def _where(block: Block, position: int, by_offset: bool) -> str:
     """``file:line`` of a line given its offset (fast path) or index in the block."""
     data = block.data
-    line_no = block.first_line + (data.count(b"\n", 0, position) if by_offset else position)
+    line_no = block.first_line + (
+        data.count(b"\n", block.start, position) if by_offset else position
+    )
     return f"{block.source.name}:{line_no}"

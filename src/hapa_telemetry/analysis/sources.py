@@ -165,9 +165,15 @@ def _open(source: Source) -> tuple[BinaryIO, BinaryIO]:
 
 @dataclass
 class Block:
-    """Whole lines cut from one input; ``data`` ends with a newline except at end of input."""
+    """Whole lines: ``data[start:end]``, ending with a newline except at end of input.
+
+    The bounds avoid copying the chunk that was read: a line cut by the chunk boundary
+    is glued into a small block of its own.
+    """
 
     data: bytes
+    start: int
+    end: int
     source: Source
     first_line: int
     lines: int
@@ -201,15 +207,22 @@ def read_blocks(
                 if cut < 0:
                     rest += data
                     continue
-                block = rest + data[: cut + 1] if rest else data[: cut + 1]
+                begin = 0
+                if rest:
+                    # The line that straddles the previous chunk and this one.
+                    first = data.find(b"\n") + 1
+                    yield Block(rest + data[:first], 0, len(rest) + first, source, line_no, 1)
+                    line_no += 1
+                    begin = first
+                if begin <= cut:
+                    count = data.count(b"\n", begin, cut + 1)
+                    yield Block(data, begin, cut + 1, source, line_no, count)
+                    line_no += count
                 rest = data[cut + 1 :]
-                count = block.count(b"\n")
-                yield Block(block, source, line_no, count)
-                line_no += count
                 if source.path is not None:
                     progress.advance(raw.tell(), source.name)
             if rest:
-                yield Block(rest, source, line_no, rest.count(b"\n") + 1)
+                yield Block(rest, 0, len(rest), source, line_no, rest.count(b"\n") + 1)
         finally:
             if source.path is not None:
                 stream.close()
