@@ -17,6 +17,7 @@ Three entry points (names of our own, so the package coexists with
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Collection
 from typing import Any
 
@@ -53,6 +54,11 @@ class HapaConfigurator(_BaseConfigurator):
     """The configurator: the package's own set-up from the environment."""
 
     def _configure(self, **kwargs: Any) -> None:
+        # A gunicorn master forks its workers after this runs: configuring here would hand
+        # every worker the master's exporter threads and service.instance.id. Workers
+        # configure themselves when the app is imported (FastAPI() -> instrument_fastapi).
+        if os.path.basename(sys.argv[0] if sys.argv else "") == "gunicorn":
+            return
         import hapa_telemetry
 
         hapa_telemetry.configure()
@@ -82,8 +88,6 @@ class HapaFastAPIInstrumentor(BaseInstrumentor):  # type: ignore[misc]
 
                 instrument_fastapi(app)
             except Exception as exc:  # telemetry never breaks the app
-                import sys
-
                 sys.stderr.write(f"hapa-telemetry: could not instrument FastAPI app: {exc!r}\n")
 
         fastapi.FastAPI.__init__ = __init__  # type: ignore[method-assign,assignment]

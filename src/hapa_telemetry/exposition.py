@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
 def render_metrics(telemetry: Telemetry, accept: str | None) -> tuple[bytes, str]:
     """Body and content type for a scrape with the given Accept header."""
-    registry = telemetry.providers.registry
+    registry = telemetry.metrics_registry
     if registry is None:
         return b"", "text/plain; charset=utf-8"
     encoder, content_type = choose_encoder(accept or "")

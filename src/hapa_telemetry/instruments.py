@@ -87,7 +87,8 @@ def _busy_percent(a: Any, b: Any) -> float:
 class Instruments:
     """The six seed instruments (+ system gauges and self-telemetry) on one Meter."""
 
-    def __init__(self, meter: Meter, *, disk_path: str = "/") -> None:
+    def __init__(self, meter: Meter, *, disk_path: str = "/", mirror: Any = None) -> None:
+        self._mirror = mirror  # a multiproc.PromMirror when several workers share /metrics
         self._lock = threading.Lock()
         self._requests: dict[tuple[str, str, int], int] = {}
         self._errors: dict[str, int] = {}
@@ -155,6 +156,8 @@ class Instruments:
         """One more request in flight."""
         with self._lock:
             self._active += 1
+        if self._mirror is not None:
+            self._mirror.active.inc()
 
     def request_finished(
         self, method: str, endpoint: str, status: int, duration: float, *, started: bool = True
@@ -170,16 +173,19 @@ class Instruments:
             attrs = {names.LABEL_METHOD: method, names.LABEL_ENDPOINT: endpoint}
             self._route_attrs[(method, endpoint)] = attrs
         self._duration.record(duration, attrs)
-
-    def request_abandoned(self) -> None:
-        """A request left without a recordable end (keeps active_connections honest)."""
-        with self._lock:
-            self._active -= 1
+        mirror = self._mirror
+        if mirror is not None:
+            mirror.child(mirror.requests, (method, endpoint, str(status))).inc()
+            mirror.child(mirror.duration, (method, endpoint)).observe(duration)
+            if started:
+                mirror.active.dec()
 
     def error(self, error_type: str) -> None:
         """Count one error of the given type."""
         with self._lock:
             self._errors[error_type] = self._errors.get(error_type, 0) + 1
+        if self._mirror is not None:
+            self._mirror.child(self._mirror.errors, (error_type,)).inc()
 
     def inference(self, duration: float, model: str | None = None) -> None:
         """Record one (uncached) AI inference duration in seconds."""
@@ -189,10 +195,14 @@ class Instruments:
             attrs = {names.LABEL_MODEL: model} if model else {}
             self._model_attrs[key] = attrs
         self._inference.record(duration, attrs)
+        if self._mirror is not None:
+            self._mirror.child(self._mirror.inference, (key,)).observe(duration)
 
     def set_cache_hit_rate(self, percent: float) -> None:
         """Set the cache hit rate gauge, in percent (0–100)."""
         self._cache_hit_rate = float(percent)
+        if self._mirror is not None:
+            self._mirror.cache.set(float(percent))
 
     def export_result(self, signal: str, outcome: str, count: int = 1) -> None:
         """Count an exporter outcome (``ok``, ``failed``, ``dropped``) for a signal."""

@@ -105,7 +105,7 @@ def build_providers(
     # -- metrics --------------------------------------------------------------------------
     readers: list[MetricReader] = list(metric_readers)
     registry: CollectorRegistry | None = None
-    if settings.enable_metrics:
+    if settings.enable_metrics and not settings.multiprocess_dir:
         from opentelemetry.exporter.prometheus import PrometheusMetricReader
 
         registry = CollectorRegistry(auto_describe=True)

@@ -20,6 +20,7 @@ from opentelemetry import trace
 from opentelemetry.sdk._logs.export import LogRecordExporter
 from opentelemetry.sdk.metrics.export import MetricReader
 from opentelemetry.sdk.trace.export import SpanExporter
+from prometheus_client import CollectorRegistry
 
 from hapa_telemetry.exporting import ExportHealth
 from hapa_telemetry.instruments import Instruments
@@ -44,6 +45,8 @@ class Telemetry:
     tracer: trace.Tracer
     handler: HapaHandler
     global_providers: bool = True
+    metrics_registry: CollectorRegistry | None = None
+    mirror: Any = None
     _closed: bool = field(default=False, repr=False)
 
     def force_flush(self, timeout: float = 5.0) -> bool:
@@ -56,6 +59,8 @@ class Telemetry:
         if self._closed:
             return
         self._closed = True
+        if self.mirror is not None:
+            self.mirror.process_exit()
         try:
             self.providers.force_flush(int(timeout * 1000))
             self.providers.shutdown()
@@ -113,9 +118,21 @@ def configure(
             metric_readers=metric_readers,
             set_global=set_global,
         )
+        mirror = None
+        registry = providers.registry
+        if settings.multiprocess_dir:
+            from hapa_telemetry.multiproc import PromMirror
+
+            mirror = PromMirror(settings.multiprocess_dir)
         instruments = Instruments(
-            providers.meter_provider.get_meter("hapa_telemetry", __version__)
+            providers.meter_provider.get_meter("hapa_telemetry", __version__), mirror=mirror
         )
+        if mirror is not None and settings.enable_metrics:
+            from hapa_telemetry.multiproc import exposition_registry
+
+            registry = exposition_registry(
+                settings.multiprocess_dir or "", instruments, resource.attributes
+            )
         health._on_result = instruments.export_result
         pipeline = LogPipeline(settings, stream=log_stream)
         if providers.logger_provider is not None:
@@ -132,6 +149,8 @@ def configure(
             tracer=providers.tracer_provider.get_tracer("hapa_telemetry", __version__),
             handler=handler,
             global_providers=set_global,
+            metrics_registry=registry,
+            mirror=mirror,
         )
         _current = telemetry
         if set_global:

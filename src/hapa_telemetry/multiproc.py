@@ -1,0 +1,121 @@
+"""Several worker processes, one truthful ``/metrics``: prometheus_client's multiprocess mode.
+
+With ``PROMETHEUS_MULTIPROC_DIR`` set (an empty directory shared by the workers of one
+server, wiped at deploy), every worker also records the six seed metrics into
+prometheus_client's memory-mapped files, and ``/metrics`` — whichever worker answers —
+merges all workers' files: counters and histograms are summed, ``active_connections`` is
+the live sum over running workers, ``cache_hit_rate`` the most recent value. The OTel
+instruments still feed OTLP per worker (each with its own ``service.instance.id``).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, values
+from prometheus_client.core import GaugeMetricFamily, InfoMetricFamily, Metric
+from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
+
+from hapa_telemetry import names
+
+
+def _enable(directory: str) -> None:
+    """Switch prometheus_client to memory-mapped values in ``directory``."""
+    os.makedirs(directory, exist_ok=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
+    if values.ValueClass is values.MutexValue:  # imported before the variable was set
+        values.ValueClass = values.MultiProcessValue()  # type: ignore[no-untyped-call]
+
+
+class PromMirror:
+    """prometheus_client twins of the seed instruments, in multiprocess mode."""
+
+    def __init__(self, directory: str) -> None:
+        _enable(directory)
+        self.directory = directory
+        own = CollectorRegistry(auto_describe=False)  # keeps them out of the global REGISTRY
+        self.requests = Counter(
+            names.API_REQUESTS_TOTAL.removesuffix("_total"),
+            "Finished API requests by method, route template and status",
+            (names.LABEL_METHOD, names.LABEL_ENDPOINT, names.LABEL_STATUS),
+            registry=own,
+        )
+        self.duration = Histogram(
+            names.API_REQUEST_DURATION_SECONDS,
+            "API request duration in seconds",
+            (names.LABEL_METHOD, names.LABEL_ENDPOINT),
+            buckets=names.REQUEST_DURATION_BUCKETS,
+            registry=own,
+        )
+        self.inference = Histogram(
+            names.AI_INFERENCE_DURATION_SECONDS,
+            "AI model inference duration in seconds (cache hits not recorded)",
+            (names.LABEL_MODEL,),
+            buckets=names.INFERENCE_DURATION_BUCKETS,
+            registry=own,
+        )
+        self.active = Gauge(
+            names.ACTIVE_CONNECTIONS, "Requests in flight", registry=own,
+            multiprocess_mode="livesum",
+        )
+        self.errors = Counter(
+            names.API_ERRORS_TOTAL.removesuffix("_total"),
+            "API errors by exception type",
+            (names.LABEL_ERROR_TYPE,),
+            registry=own,
+        )
+        self.cache = Gauge(
+            names.CACHE_HIT_RATE, "Cache hit rate in percent (0-100)", registry=own,
+            multiprocess_mode="mostrecent",
+        )
+        self._children: dict[Any, Any] = {}
+
+    def child(self, metric: Any, labels: tuple[str, ...]) -> Any:
+        """The labelled child, cached (``labels()`` takes a lock and builds a key)."""
+        key = (id(metric), labels)
+        child = self._children.get(key)
+        if child is None:
+            child = metric.labels(*labels)
+            self._children[key] = child
+        return child
+
+    def process_exit(self) -> None:
+        """Remove this worker's live gauges (its in-flight count ends with it)."""
+        try:
+            mark_process_dead(os.getpid(), self.directory)  # type: ignore[no-untyped-call]
+        except OSError:
+            pass
+
+
+class _LiveCollector:
+    """System gauges and target_info, computed by the worker that answers the scrape."""
+
+    def __init__(self, instruments: Any, resource: Mapping[str, Any]) -> None:
+        self._instruments = instruments
+        skip = {"service.instance.id", "process.pid"}  # per worker; this view is per server
+        self._info = {
+            k.replace(".", "_"): str(v) for k, v in resource.items() if k not in skip
+        }
+
+    def collect(self) -> Iterable[Metric]:
+        import psutil
+
+        yield InfoMetricFamily("target", "Target metadata", value=self._info)
+        for name, value in (
+            (names.SYSTEM_CPU_PERCENT, self._instruments.cpu.percent()),
+            (names.SYSTEM_MEMORY_PERCENT, psutil.virtual_memory().percent),
+            (names.SYSTEM_DISK_PERCENT, psutil.disk_usage("/").percent),
+        ):
+            yield GaugeMetricFamily(name, name.replace("_", " "), value=value)
+
+
+def exposition_registry(
+    directory: str, instruments: Any, resource: Mapping[str, Any]
+) -> CollectorRegistry:
+    """The registry /metrics serves in multiprocess mode: all workers merged + live gauges."""
+    registry = CollectorRegistry(auto_describe=False)
+    MultiProcessCollector(registry, path=directory)  # type: ignore[no-untyped-call]
+    registry.register(_LiveCollector(instruments, resource))
+    return registry
