@@ -31,6 +31,7 @@ from hapa_telemetry.resource import build_resource
 from hapa_telemetry.settings import Settings
 
 __version__ = "0.1.0"
+_APP_PORT = 8000  # the seed serves /metrics on the app's own port, METRICS_PORT=8000
 
 
 @dataclass
@@ -47,6 +48,7 @@ class Telemetry:
     global_providers: bool = True
     metrics_registry: CollectorRegistry | None = None
     mirror: Any = None
+    metrics_server: Any = None
     _closed: bool = field(default=False, repr=False)
 
     def force_flush(self, timeout: float = 5.0) -> bool:
@@ -59,6 +61,9 @@ class Telemetry:
         if self._closed:
             return
         self._closed = True
+        if self.metrics_server is not None:
+            self.metrics_server.shutdown()
+            self.metrics_server.server_close()
         if self.mirror is not None:
             self.mirror.process_exit()
         try:
@@ -153,6 +158,12 @@ def configure(
             mirror=mirror,
         )
         _current = telemetry
+        if settings.enable_metrics and settings.metrics_port not in (0, _APP_PORT):
+            from hapa_telemetry.exposition import start_metrics_listener
+
+            telemetry.metrics_server = start_metrics_listener(
+                telemetry, settings.metrics_host, settings.metrics_port
+            )
         if set_global:
             atexit.register(telemetry.shutdown)
             _flush_on_sigterm(telemetry)

@@ -52,6 +52,7 @@ class Settings:
     log_max_value_chars: int = 32_768
     enable_metrics: bool = True
     metrics_port: int = 8000
+    metrics_host: str = "0.0.0.0"
     metrics_path: str = "/metrics"
     metrics_token: str | None = None
     health_path: str = "/health"
@@ -118,6 +119,7 @@ class Settings:
             "log_queue_size": r.integer("LOG_QUEUE_SIZE", 10_000, minimum=1),
             "enable_metrics": r.boolean("ENABLE_METRICS", True),
             "metrics_port": r.integer("METRICS_PORT", 8000, minimum=0, maximum=65535),
+            "metrics_host": env.get("METRICS_HOST") or "0.0.0.0",
             "metrics_token": env.get("METRICS_TOKEN") or None,
             "redact_keys": r.csv("LOG_REDACT_KEYS"),
             "redact_patterns": r.patterns("LOG_REDACT_PATTERNS"),

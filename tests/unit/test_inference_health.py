@@ -107,3 +107,21 @@ async def test_metrics_disabled_and_token(harness: Harness) -> None:
         assert wrong.status_code == 401
         ok = await c.get("/metrics", headers={"authorization": "Bearer s3cret"})
         assert ok.status_code == 200 and "target_info" in ok.text
+
+
+def test_metrics_port_other_than_the_app_port_gets_its_own_listener(harness: Harness) -> None:
+    """METRICS_PORT=<other> serves /metrics on that port too, with the same token rule."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    runtime._reset_for_tests()
+    runtime.configure(set_global=False, log_directory=None, log_to_stdout=False,
+                      metrics_port=port, metrics_host="127.0.0.1", metrics_token="t0k")
+    r = httpx.get(f"http://127.0.0.1:{port}/metrics", headers={"authorization": "Bearer t0k"})
+    assert r.status_code == 200 and "system_cpu_percent" in r.text
+    assert httpx.get(f"http://127.0.0.1:{port}/metrics").status_code == 401
+    runtime._reset_for_tests()
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"http://127.0.0.1:{port}/metrics")
