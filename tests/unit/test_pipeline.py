@@ -246,3 +246,20 @@ def test_performance_monitor_update_metrics_logs_and_health_uses_live_traffic(
     assert app["error_rate"] == 0.25
     assert abs(app["average_response_time"] - 0.2) < 1e-6
     assert app["custom"] == 1
+
+
+def test_uvicorn_access_line_has_secret_query_params_redacted(harness: Harness) -> None:
+    """uvicorn's access line (off by default) never carries secret query parameters."""
+    access = logging.getLogger("uvicorn.access")
+    assert access.getEffectiveLevel() > logging.INFO  # off by default: request_end says it all
+    access.setLevel(logging.INFO)
+    try:
+        access.info(
+            '%s - "%s %s HTTP/%s" %d', "1.2.3.4:5", "GET",
+            "/api/v1/items?token=abc123secret&api_key=sk-zzzzzzzzzzzzzzzzzzzz&page=2", "1.1", 200,
+        )
+    finally:
+        access.setLevel(logging.WARNING)
+    line = harness.lines()[-1]
+    assert line["logger"] == "uvicorn.access" and "page=2" in line["message"]
+    assert "abc123secret" not in json.dumps(line) and "sk-zzzz" not in json.dumps(line)
