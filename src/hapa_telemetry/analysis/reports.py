@@ -71,7 +71,9 @@ class ErrorsReport:
         self.total = 0
 
     def needles(self) -> list[Needles]:
-        return [(b'"error"', b'"ERROR"', b'"CRITICAL"', b'"FATAL"')]
+        # The package writes CRITICAL, never FATAL: an alias costs one more pass over the
+        # data, so a FATAL line from another writer needs --no-fast-path.
+        return [(b'"ERROR"', b'"error"', b'"CRITICAL"')]
 
     def add(self, record: Mapping[str, Any], raw: bytes = b"") -> None:
         level = normalize_level(record.get("level"))
