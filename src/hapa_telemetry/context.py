@@ -7,8 +7,9 @@ own context copy) and reading it on the hot path is one ``ContextVar.get``.
 
 from __future__ import annotations
 
+import os
+import random
 import re
-import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar, Token
@@ -17,6 +18,7 @@ from typing import Any
 
 from opentelemetry import trace
 
+_random_bits = random.Random().getrandbits  # reseeded per process by os.register_at_fork below
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
 _bound: ContextVar[Mapping[str, Any]] = ContextVar("hapa_bound", default=_EMPTY)
 
@@ -93,8 +95,17 @@ def sane_request_id(candidate: str | None) -> str:
     """Keep an incoming request id when it is short and plain, else make a new one."""
     if candidate and _REQUEST_ID_OK.match(candidate):
         return candidate
-    return uuid.uuid4().hex
+    # 128 random bits as 32 hex digits; not a secret, so no os.urandom syscall per request
+    return f"{_random_bits(128):032x}"
 
 
 # Bound keys that have an OpenTelemetry semantic-convention name on the span.
 _SPAN_KEYS = {"user_id": "enduser.id", "request_id": "http.request.id"}
+
+
+def _reseed_after_fork() -> None:
+    global _random_bits
+    _random_bits = random.Random().getrandbits
+
+
+os.register_at_fork(after_in_child=_reseed_after_fork)

@@ -180,7 +180,35 @@ class TelemetryMiddleware:
 
 
 def _emit(level: int, message: str, created: float | None, fields: dict[str, Any]) -> None:
+    """Write one of the middleware's own lines.
+
+    When the package's handler is the only one on the way (the usual case), the event is
+    built directly, skipping LogRecord creation and handler dispatch; otherwise a real
+    LogRecord goes through ``logging`` so every other handler sees it too.
+    """
     if not _logger.isEnabledFor(level):
+        return
+    t = runtime.current()
+    root_handlers = logging.root.handlers
+    if (
+        t is not None
+        and len(root_handlers) == 1
+        and root_handlers[0] is t.handler
+        and not _logger.handlers
+        and level >= t.handler.level
+    ):
+        try:
+            when = time.time() if created is None else created
+            bound = context.bound_fields()
+            merged = {**bound, **fields} if bound else fields
+            pipeline = t.pipeline
+            event = pipeline.builder.build(
+                when, logging.getLevelName(level), _logger.name, message,
+                "middleware", "dispatch", 0, merged,
+            )
+            pipeline.write(level, _logger.name, when, event)
+        except Exception:
+            t.pipeline.errors += 1
         return
     record = _logger.makeRecord(
         _logger.name, level, __file__, 0, message, (), None, "dispatch", {FIELDS_ATTR: fields}

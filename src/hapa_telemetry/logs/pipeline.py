@@ -73,22 +73,11 @@ class EventBuilder:
 
     # -- the event --------------------------------------------------------------------------
     def build_event(self, record: logging.LogRecord) -> dict[str, Any]:
-        """The event dict for one record: fixed fields, context, caller fields, trace."""
+        """The event dict for one LogRecord: fixed fields, context, caller fields, trace."""
         try:
             message = record.getMessage()
         except Exception:  # bad %-args from a third-party caller: keep what we have
             message = f"{record.msg!s} {record.args!r}"
-        event: dict[str, Any] = {
-            "timestamp": _iso(record.created),
-            "level": record.levelname,
-            "logger": record.name,
-            "message": self.redactor.redact_text(message) if message else message,
-            "module": record.module,
-            "function": record.funcName,
-            "line": record.lineno,
-            "service": self._service,
-            "environment": self._environment,
-        }
         fields: dict[str, Any] = {}
         bound = context.bound_fields()
         if bound:
@@ -109,6 +98,34 @@ class EventBuilder:
             fields["exception"] = record.exc_text
         if record.stack_info:
             fields["stack_info"] = record.stack_info
+        return self.build(
+            record.created, record.levelname, record.name, message,
+            record.module, record.funcName, record.lineno, fields,
+        )
+
+    def build(
+        self,
+        created: float,
+        levelname: str,
+        name: str,
+        message: str,
+        module: str | None,
+        function: str | None,
+        line: int,
+        fields: dict[str, Any],
+    ) -> dict[str, Any]:
+        """The event dict from its parts (``fields`` already holds the bound context)."""
+        event: dict[str, Any] = {
+            "timestamp": _iso(created),
+            "level": levelname,
+            "logger": name,
+            "message": self.redactor.redact_text(message) if message else message,
+            "module": module,
+            "function": function,
+            "line": line,
+            "service": self._service,
+            "environment": self._environment,
+        }
         if fields:
             if "client_ip" in fields:
                 self._client_ip(fields)
@@ -181,22 +198,24 @@ class LogPipeline:
             self.console = None
 
     def handle(self, record: logging.LogRecord) -> None:
-        """Process one record; never raises (failures are counted in ``errors``)."""
+        """Process one LogRecord; never raises (failures are counted in ``errors``)."""
         try:
             event = self.builder.build_event(record)
-            line = render_json(event, max_value_chars=self._max)
-            self.writer.submit(record.levelno, line)
-            if self.console is not None:
-                self.console.submit(
-                    record.levelno,
-                    render_dev(record.created, record.name, record.levelname, event["message"]),
-                )
-            if self.otel_logger is not None and not record.name.startswith("opentelemetry"):
-                self._emit_otel(record, event)
+            self.write(record.levelno, record.name, record.created, event)
         except Exception:
             self.errors += 1
 
-    def _emit_otel(self, record: logging.LogRecord, event: Mapping[str, Any]) -> None:
+    def write(self, levelno: int, name: str, created: float, event: dict[str, Any]) -> None:
+        """Render an event once and hand it to the sinks and the OTel bridge."""
+        self.writer.submit(levelno, render_json(event, max_value_chars=self._max))
+        if self.console is not None:
+            self.console.submit(
+                levelno, render_dev(created, name, event["level"], event["message"])
+            )
+        if self.otel_logger is not None and not name.startswith("opentelemetry"):
+            self._emit_otel(levelno, created, event)
+
+    def _emit_otel(self, levelno: int, created: float, event: Mapping[str, Any]) -> None:
         assert self.otel_logger is not None
         attributes: dict[str, Any] = {}
         for key, value in event.items():
@@ -205,16 +224,15 @@ class LogPipeline:
             if value is None:
                 continue
             attributes[key] = value if isinstance(value, _PRIMITIVE) else str(value)
+        event_type = attributes.get("event_type")
         self.otel_logger.emit(
-            timestamp=int(record.created * 1e9),
+            timestamp=int(created * 1e9),
             observed_timestamp=time.time_ns(),
-            severity_number=_SEVERITY.get(record.levelno, SeverityNumber.UNSPECIFIED),
-            severity_text=record.levelname,
+            severity_number=_SEVERITY.get(levelno, SeverityNumber.UNSPECIFIED),
+            severity_text=event["level"],
             body=event["message"],
             attributes=attributes,
-            event_name=attributes.get("event_type") if isinstance(
-                attributes.get("event_type"), str
-            ) else None,
+            event_name=event_type if isinstance(event_type, str) else None,
         )
 
     # -- lifecycle ------------------------------------------------------------------------
