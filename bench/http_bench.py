@@ -70,7 +70,7 @@ VENV_PACKAGES = {
                  "opentelemetry-exporter-otlp-proto-http",
                  "opentelemetry-instrumentation-fastapi"], True),
     PEERS_VENV: (["fastapi", "uvicorn", "psutil", "prometheus-fastapi-instrumentator",
-                  "logfire", "py-spy"], False),
+                  "logfire[fastapi]", "py-spy"], False),
 }
 
 WRK_LUA = r"""
@@ -272,6 +272,7 @@ class Sampler(threading.Thread):
         self.metrics_url = metrics_url
         self.halt = threading.Event()
         self.peak_rss = 0
+        self.rss_series: list[float] = []  # MiB every 0.5 s
         self.scrapes = 0
         self.scrape_errors = 0
 
@@ -279,7 +280,9 @@ class Sampler(threading.Thread):
         next_scrape = time.monotonic() + 2.5
         while not self.halt.wait(0.5):
             try:
-                self.peak_rss = max(self.peak_rss, self.proc.memory_info().rss)
+                rss = self.proc.memory_info().rss
+                self.peak_rss = max(self.peak_rss, rss)
+                self.rss_series.append(round(rss / 2**20, 1))
             except psutil.Error:
                 return
             if self.metrics_url and time.monotonic() >= next_scrape:
@@ -349,22 +352,24 @@ def run_variant(v: Variant, args: argparse.Namespace, wrk: str, lua: Path, work:
         cpu0 = ps.cpu_times()
         sampler = Sampler(server.pid, base + v.metrics_path if v.metrics_path else None)
         sampler.start()
-        spy = None
+        spies: dict[str, subprocess.Popen[bytes]] = {}
         if profile:
-            spy_out = run_dir / "pyspy.txt"
-            spy = spawn(
-                [str(PEERS_VENV / "bin" / "py-spy"), "record", "--pid", str(server.pid),
-                 "--rate", str(args.profile_rate), "--duration", f"{int(args.duration)}",
-                 "--format", "raw", "--threads", "--nonblocking", "--output", str(spy_out)],
-                run_dir / "pyspy.err")
+            for mode in ("active", "gil"):
+                spies[mode] = spawn(
+                    [str(PEERS_VENV / "bin" / "py-spy"), "record", "--pid", str(server.pid),
+                     "--rate", str(args.profile_rate), "--duration", f"{int(args.duration)}",
+                     "--format", "raw", "--threads", "--nonblocking",
+                     *(["--gil"] if mode == "gil" else []),
+                     "--output", str(run_dir / f"pyspy-{mode}.txt")],
+                    run_dir / f"pyspy-{mode}.err")
             time.sleep(0.5)
         w = run_wrk(wrk, lua, base + PATH, args.duration, args.connections, args.threads)
         cpu1 = ps.cpu_times()
         sampler.halt.set()
         sampler.join(5)
-        if spy is not None:
+        for mode, spy in spies.items():
             spy.wait(60)
-            result["pyspy"] = str(run_dir / "pyspy.txt")
+            result[f"pyspy_{mode}"] = str(run_dir / f"pyspy-{mode}.txt")
         rss = ps.memory_info().rss
         cpu = (cpu1.user - cpu0.user) + (cpu1.system - cpu0.system)
         result.update(w)
@@ -373,12 +378,13 @@ def run_variant(v: Variant, args: argparse.Namespace, wrk: str, lua: Path, work:
             peak_rss_mib=max(sampler.peak_rss, rss) / 2**20,
             cpu_us_per_req=cpu / max(w["requests"], 1) * 1e6,
             cpu_util=cpu / (w["duration_us"] / 1e6),
+            rss_series=sampler.rss_series,
             scrapes=sampler.scrapes,
             scrape_errors=sampler.scrape_errors,
             load1=os.getloadavg()[0],
         )
     finally:
-        result["shutdown_s"] = stop(server)
+        result["shutdown_s"] = stop(server, args.shutdown_timeout)
         for h in helpers:
             stop(h, 10)
     if sink_stats.exists():
@@ -530,6 +536,8 @@ def main() -> None:
     ap.add_argument("--warmup", type=float, default=2.0, help="seconds of load before each run")
     ap.add_argument("--connections", type=int, default=32)
     ap.add_argument("--threads", type=int, default=1, help="wrk threads")
+    ap.add_argument("--shutdown-timeout", type=float, default=60.0,
+                    help="seconds to wait after SIGTERM before SIGKILL")
     ap.add_argument("--no-profile", dest="profile", action="store_false")
     ap.add_argument("--profile-variant", default="hapa-full")
     ap.add_argument("--profile-rate", type=int, default=250, help="py-spy samples/s")
@@ -583,12 +591,14 @@ def main() -> None:
         if args.profile:
             v = VARIANTS[args.profile_variant]
             r = run_variant(v, args, wrk, lua, work, profile=True)
-            if "pyspy" in r and Path(r["pyspy"]).exists():
-                profile = summarize_profile(Path(r["pyspy"]), r["requests"], args.profile_rate)
-                profile.update(variant=v.name, rps_under_profiler=r["rps"],
-                               cpu_us_per_req=r["cpu_us_per_req"])
-            else:
-                profile = {"error": "py-spy produced nothing", "run": r}
+            profile = {"variant": v.name, "rps_under_profiler": r.get("rps"),
+                       "cpu_us_per_req": r.get("cpu_us_per_req")}
+            for mode in ("active", "gil"):
+                raw = Path(r.get(f"pyspy_{mode}", "/nonexistent"))
+                if raw.exists() and raw.stat().st_size:
+                    profile[mode] = summarize_profile(raw, r["requests"], args.profile_rate)
+                else:
+                    profile[mode] = {"error": "py-spy produced nothing", "run": r}
     info["load_at_end"] = os.getloadavg()
     info["elapsed_s"] = round(time.monotonic() - t_start, 1)
     md = table(results, names)
@@ -596,12 +606,15 @@ def main() -> None:
                                "table": md}, indent=1, default=str))
     print()
     print(md)
-    if profile and "threads" in profile:
-        print(f"\nprofile of {profile['variant']} (py-spy, µs per request, "
-              f"{profile['requests']} requests):")
-        print("  threads:", ", ".join(f"{k or '?'} {t}" for k, t in profile["threads"]))
+    for mode in ("active", "gil"):
+        prof = (profile or {}).get(mode) or {}
+        if "threads" not in prof:
+            continue
+        print(f"\nprofile of {profile['variant']} (py-spy {mode}, µs per request, "  # type: ignore[index]
+              f"{prof['requests']} requests):")
+        print("  threads:", ", ".join(f"{k or '?'} {t}" for k, t in prof["threads"]))
         print("  top self:")
-        for k, t in profile["top_self"][:15]:
+        for k, t in prof["top_self"][:15]:
             print(f"    {t:7.1f}  {k}")
     print(f"\nresults: {out}  elapsed {info['elapsed_s']} s  "
           f"load {info['load_at_start']} -> {info['load_at_end']}")
