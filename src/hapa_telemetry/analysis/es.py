@@ -139,8 +139,10 @@ class Client:
         """Release the connection pool."""
         self._http.close()
 
-    def _request(self, method: str, path: str, body: Any | None = None) -> Any:
-        params = {"ignore_unavailable": "true", "allow_no_indices": "true"}
+    def _request(
+        self, method: str, path: str, body: Any | None = None, **extra: str
+    ) -> Any:
+        params = {"ignore_unavailable": "true", "allow_no_indices": "true", **extra}
         try:
             response = self._http.request(
                 method,
@@ -164,7 +166,7 @@ class Client:
     def layout(self) -> Layout:
         """Resolve FIELD_PATHS against the indices; EsError when no index matches."""
         answer = self._request(
-            "GET", f"/{self.index}/_field_caps?fields=" + ",".join(Layout.all_paths())
+            "GET", f"/{self.index}/_field_caps", fields=",".join(Layout.all_paths())
         )
         if not answer.get("indices"):
             raise EsError(f"no Elasticsearch index matches {self.index} at {self.url}")
