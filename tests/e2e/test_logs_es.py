@@ -32,11 +32,17 @@ TOP_LEVEL = {"timestamp", "level", "message", "trace_id", "span_id", "trace_flag
 YEARS_BACK = timedelta(days=365 * 27 + 7)  # 2026 -> 1999: out of every real daily index
 
 
-def _document(line: dict[str, Any]) -> dict[str, Any]:
-    """A log line as the collector's elasticsearch exporter (otel mapping) stores it."""
+def _document(line: dict[str, Any], shape: str) -> dict[str, Any]:
+    """A log line as the collector's elasticsearch exporter (otel mapping) stores it, or
+    (``flat``) as Logstash indexes the JSON file: the line's own fields plus @timestamp."""
     from datetime import datetime
 
     moment = datetime.fromisoformat(line["timestamp"]) - YEARS_BACK
+    if shape == "flat":
+        flat = {**line, "timestamp": moment.isoformat(), "@timestamp": moment.isoformat()}
+        if isinstance(flat.get("duration"), int | float):
+            flat["duration"] = float(flat["duration"])
+        return flat
     doc: dict[str, Any] = {
         "@timestamp": moment.isoformat(),
         "body": {"text": line.get("message")},
@@ -55,9 +61,13 @@ def _document(line: dict[str, Any]) -> dict[str, Any]:
     return doc
 
 
-@pytest.fixture(scope="module")
-def es_index(tmp_path_factory: pytest.TempPathFactory):
-    """(index name, log directory) with the same lines in both; the index is deleted after."""
+@pytest.fixture(scope="module", params=["otel", "flat"])
+def es_index(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
+    """(index name, log directory) with the same lines in both; the index is deleted after.
+
+    ``otel``: documents as the collector writes them; ``flat``: as the seed's Logstash
+    writes them (fields at the top level, dynamic mapping with .keyword sub-fields).
+    """
     logdir = rotated_dir(tmp_path_factory.mktemp("es") / "logs")
     lines: list[dict[str, Any]] = []
     import gzip
@@ -79,7 +89,8 @@ def es_index(tmp_path_factory: pytest.TempPathFactory):
         pytest.fail(f"Elasticsearch is not reachable at {ES_URL} (scripts/stack up): {exc}")
     client.delete(f"/{index}", params={"ignore_unavailable": "true"})
     body = "".join(
-        json.dumps({"index": {"_index": index}}) + "\n" + json.dumps(_document(line)) + "\n"
+        json.dumps({"index": {"_index": index}}) + "\n"
+        + json.dumps(_document(line, request.param)) + "\n"
         for line in lines
     )
     answer = client.post("/_bulk", params={"refresh": "wait_for"}, content=body,
