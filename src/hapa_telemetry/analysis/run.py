@@ -57,8 +57,10 @@ def build_filters(options: argparse.Namespace, now: float | None = None) -> Filt
 def run(filters: Filters, settings: Mapping[str, Any]) -> int:
     """Answer the question in ``settings`` (see cli._run_logs) and print the answer."""
     if settings["es"]:
-        from hapa_telemetry.analysis import es
-
+        try:
+            from hapa_telemetry.analysis import es
+        except ImportError as exc:  # httpx is needed for --es only
+            raise UserFacingError(f"--es needs the httpx package ({exc})") from exc
         return es.answer(filters, settings)
     return _run_files(filters, settings)
 
