@@ -177,7 +177,8 @@ def _render_errors(result: Mapping[str, Any], paint: Painter) -> str:
         right=(1,),
         styles=styles,
     )
-    return f"{body}\n\n{count(result['total'])} error lines, {len(types)} types"
+    kinds = "type" if len(types) == 1 else "types"
+    return f"{body}\n\n{count(result['total'])} error lines, {len(types)} {kinds}"
 
 
 def _render_latency(result: Mapping[str, Any], paint: Painter) -> str:
