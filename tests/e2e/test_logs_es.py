@@ -43,6 +43,20 @@ def _document(line: dict[str, Any], shape: str) -> dict[str, Any]:
         if isinstance(flat.get("duration"), int | float):
             flat["duration"] = float(flat["duration"])
         return flat
+    if shape == "none":  # the exporter's mapping::mode none (its default before v0.122)
+        attributes = {k: v for k, v in line.items() if k not in TOP_LEVEL}
+        if isinstance(attributes.get("duration"), int | float):
+            attributes["duration"] = float(attributes["duration"])
+        doc = {"@timestamp": moment.isoformat(), "Body": line.get("message"),
+               "Attributes": attributes, "Resource": {"service.name": "hapa-backend"},
+               "Scope": {"name": line.get("logger", "")}}
+        if "level" in line:
+            doc["SeverityText"] = line["level"]
+            doc["SeverityNumber"] = SEVERITY.get(line["level"], 0)
+        for key, name in (("trace_id", "TraceId"), ("span_id", "SpanId")):
+            if key in line:
+                doc[name] = line[key]
+        return doc
     doc: dict[str, Any] = {
         "@timestamp": moment.isoformat(),
         "body": {"text": line.get("message")},
@@ -61,12 +75,13 @@ def _document(line: dict[str, Any], shape: str) -> dict[str, Any]:
     return doc
 
 
-@pytest.fixture(scope="module", params=["otel", "flat"])
+@pytest.fixture(scope="module", params=["otel", "none", "flat"])
 def es_index(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
     """(index name, log directory) with the same lines in both; the index is deleted after.
 
-    ``otel``: documents as the collector writes them; ``flat``: as the seed's Logstash
-    writes them (fields at the top level, dynamic mapping with .keyword sub-fields).
+    ``otel`` and ``none``: documents as the collector's exporter writes them in those
+    mapping modes; ``flat``: as the seed's Logstash writes them (fields at the top level).
+    All with dynamic mapping (strings: text with a .keyword sub-field).
     """
     logdir = rotated_dir(tmp_path_factory.mktemp("es") / "logs")
     lines: list[dict[str, Any]] = []

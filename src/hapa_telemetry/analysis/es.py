@@ -33,11 +33,11 @@ DEFAULT_LINE_LIMIT = 1000
 _PAGE = 500
 _GROUPS = 200
 
-#: Logical log field -> where it may live in a document, in order of preference.
-#: The first entries are the collector's layout as documented in docs/elasticsearch.md
-#: (elasticsearch exporter, ``mapping::mode: otel``: log attributes under ``attributes.``,
-#: body in ``body.text``); the later ones cover the exporter's ``raw``/``none`` modes and
-#: documents indexed straight from the JSON files (Logstash, as in the seed).
+#: Logical log field -> where it may live in a document, in order of preference: the
+#: elasticsearch exporter's ``mapping::mode: otel`` (``attributes.*``, ``body.text``,
+#: ``severity_text``), its ``none`` mode (``Attributes.*``, ``Body``, ``SeverityText``;
+#: the default before v0.122) and documents indexed straight from the JSON files (top-level
+#: fields, as the seed's Logstash does). The first path present in the indices wins.
 FIELD_PATHS: dict[str, tuple[str, ...]] = {
     "timestamp": ("@timestamp", "timestamp"),
     "level": ("severity_text", "SeverityText", "level", "log.level"),
