@@ -42,6 +42,18 @@ def test_user_filter_finds_exactly_that_users_lines(logdir, capsys, fast):
     assert _seqs(args, capsys) == [1, 2, 3, 11, 13, 901]
 
 
+@pytest.mark.parametrize("fast", [True, False])
+def test_numeric_user_ids_match_whether_written_as_numbers_or_strings(tmp_path, capsys, fast):
+    """--user 42 finds user_id 42 and "42", not 420."""
+    write(tmp_path / "hapa_20261125.log", [
+        line(at(0), "number", user_id=42, seq=1),
+        line(at(1), "string", user_id="42", seq=2),
+        line(at(2), "other", user_id=420, seq=3),
+    ])
+    extra = [] if fast else ["--no-fast-path"]
+    assert _seqs([str(tmp_path), "--user", "42", *extra], capsys) == [1, 2]
+
+
 def test_trace_filter_lists_the_trace_in_time_order_with_span_ids(logdir, capsys):
     """--trace shows every line of the trace, oldest first, with each line's span id."""
     status, out, _ = run_cli(["logs", str(logdir), "--trace", TRACE_A, "--wide"], capsys)

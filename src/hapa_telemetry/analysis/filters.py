@@ -145,7 +145,9 @@ class Filters:
             whole = len(self.trace) == 32
             groups.append((_json_string(self.trace) if whole else self.trace.encode("ascii"),))
         if self.user is not None and _plain(self.user):
-            groups.append((_json_string(self.user),))
+            # A numeric id may be written as a JSON number: then look for the bare digits.
+            numeric = self.user.lstrip("-").isdigit()
+            groups.append((self.user.encode("ascii") if numeric else _json_string(self.user),))
         if self.endpoint is not None and not self.endpoint_is_pattern and _plain(self.endpoint):
             groups.append((_json_string(self.endpoint),))
         if self.events and all(_plain(event) for event in self.events):
