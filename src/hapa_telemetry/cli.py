@@ -13,12 +13,22 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from hapa_telemetry import names
+
 PROG = "hapa-telemetry"
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
 
 _REPORTS = ("lines", "errors", "latency", "inference")
+_EVENTS = (
+    names.EVENT_REQUEST_START,
+    names.EVENT_REQUEST_END,
+    names.EVENT_AI_INFERENCE,
+    names.EVENT_ERROR,
+    names.EVENT_CACHE_METRICS,
+    names.EVENT_PERFORMANCE_UPDATE,
+)
 
 _LOGS_EPILOG = """\
 reports (first word, or --report):
@@ -64,8 +74,7 @@ def _logs_parser() -> argparse.ArgumentParser:
         "--event",
         action="append",
         metavar="TYPE",
-        help="only this event_type (repeat or comma-separate): request_start, request_end, "
-        "ai_inference, error, cache_metrics, performance_update",
+        help="only this event_type (repeat or comma-separate): " + ", ".join(_EVENTS),
     )
     chosen.add_argument("--endpoint", help="only this route template; * and ? are wildcards")
     chosen.add_argument("--since", help="from this time on (e.g. 15m, 2h, 1d, 2026-11-26T06:00)")
