@@ -1,10 +1,9 @@
 """hapa-telemetry logs --es against the real Elasticsearch node of the local stack.
 
 The test indexes the same lines as the unit tests' log directory into its own index
-``hapa-backend-1999.01.<n>`` (documents shaped like the collector's: elasticsearch
-exporter, otel mapping: ``@timestamp``, ``severity_text``/``severity_number``,
-``body.text``, ``attributes.*``, ``trace_id``/``span_id``), asks every question through
-the command, compares with the answers from the files, and deletes the index.
+``hapa-backend-1999.01.<n>`` (documents shaped like the collector's, see
+docs/elasticsearch.md, and like other layouts), asks every question through the command,
+compares with the answers from the files, and deletes the index.
 """
 
 from __future__ import annotations
@@ -43,6 +42,21 @@ def _document(line: dict[str, Any], shape: str) -> dict[str, Any]:
         if isinstance(flat.get("duration"), int | float):
             flat["duration"] = float(flat["duration"])
         return flat
+    if shape == "raw":  # the collector's layout (docs/elasticsearch.md): exporter raw mode
+        doc = {k: v for k, v in line.items()
+               if k not in ("timestamp", "trace_id", "span_id", "trace_flags")}
+        doc.update({"@timestamp": moment.isoformat(), "Body": line.get("message"),
+                    "Resource.service.name": line.get("service", "hapa-backend"),
+                    "Scope.name": line.get("logger", ""), "log.file.path": "/logs/x.log"})
+        if "level" in line:
+            doc["SeverityText"] = line["level"]
+            doc["SeverityNumber"] = SEVERITY.get(line["level"], 0)
+        for key, name in (("trace_id", "TraceId"), ("span_id", "SpanId")):
+            if key in line:
+                doc[name] = line[key]
+        if isinstance(doc.get("duration"), int | float):
+            doc["duration"] = float(doc["duration"])
+        return doc
     if shape == "none":  # the exporter's mapping::mode none (its default before v0.122)
         attributes = {k: v for k, v in line.items() if k not in TOP_LEVEL}
         if isinstance(attributes.get("duration"), int | float):
@@ -75,13 +89,16 @@ def _document(line: dict[str, Any], shape: str) -> dict[str, Any]:
     return doc
 
 
-@pytest.fixture(scope="module", params=["otel", "none", "flat"])
+@pytest.fixture(scope="module", params=["raw", "otel", "none", "flat"])
 def es_index(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
     """(index name, log directory) with the same lines in both; the index is deleted after.
 
-    ``otel`` and ``none``: documents as the collector's exporter writes them in those
-    mapping modes; ``flat``: as the seed's Logstash writes them (fields at the top level).
-    All with dynamic mapping (strings: text with a .keyword sub-field).
+    ``raw``: documents exactly as the collector writes them (docs/elasticsearch.md);
+    ``otel`` and ``none``: as the exporter writes them in those mapping modes; ``flat``: as
+    the seed's Logstash writes them. Dynamic mapping (strings: text with a .keyword
+    sub-field) under the stack's index template, which maps duration, status_code and
+    cached at the top level in every hapa-backend-* index, whether documents have them or
+    not: the reader must pick the paths that hold data.
     """
     logdir = rotated_dir(tmp_path_factory.mktemp("es") / "logs")
     lines: list[dict[str, Any]] = []
@@ -216,3 +233,15 @@ def test_missing_index_is_a_one_line_error(capsys):
     status, _, err = run_cli(["logs", "errors", "--es", ES_URL, "--index",
                               "hapa-backend-nothing-here-*"], capsys)
     assert status == 1 and err.count("\n") == 1 and "no Elasticsearch index" in err
+
+
+def test_lines_are_capped_by_limit_and_the_total_is_told(es_index, capsys):
+    """--limit N returns the N oldest matching documents and says how many match in all."""
+    index, _ = es_index
+    status, out, err = run_cli(["logs", "--es", ES_URL, "--index", index, "--limit", "4",
+                                "--json"], capsys)
+    assert status == 0
+    assert [r["message"] for r in json_lines(out)][:1] == [
+        "API 요청 시작: POST /api/v1/code/generate"]
+    assert len(json_lines(out)) == 4
+    assert "18 matching documents" in err and "first 4 shown" in err

@@ -27,8 +27,41 @@ OTEL_CAPS = {
 }
 
 
-def test_layout_prefers_the_collector_paths_and_keyword_subfields():
-    """Fields resolve to the first path present; text fields use their .keyword sub-field."""
+RAW_CAPS = {  # the collector's documents (docs/elasticsearch.md), dynamic mapping
+    "@timestamp": {"date": {}},
+    "SeverityText": {"text": {}},
+    "SeverityText.keyword": {"keyword": {}},
+    "SeverityNumber": {"long": {}},
+    "Body": {"text": {}},
+    "message": {"text": {}},
+    "message.keyword": {"keyword": {}},
+    "TraceId": {"text": {}},
+    "TraceId.keyword": {"keyword": {}},
+    "user_id": {"text": {}},
+    "user_id.keyword": {"keyword": {}},
+    "duration": {"double": {}},
+}
+
+
+def test_layout_reads_the_collectors_raw_documents():
+    """The collector's layout: top-level attributes, SeverityNumber, TraceId.keyword."""
+    layout = Layout(RAW_CAPS)
+    assert layout["user_id"].exact == "user_id.keyword"
+    assert layout["trace_id"].exact == "TraceId.keyword"
+    assert layout["duration"].path == "duration"
+    assert level_clause("ERROR", layout) == {"range": {"SeverityNumber": {"gte": 17}}}
+
+
+def test_competing_paths_go_to_the_one_documents_have():
+    """A path mapped by a template but empty loses to the one that holds the data."""
+    caps = {**OTEL_CAPS, "duration": {"double": {}}}
+    assert Layout(caps)["duration"].path == "duration"  # table order when nothing is known
+    usage = {"duration": 0, "attributes.duration": 12}
+    assert Layout(caps, usage)["duration"].path == "attributes.duration"
+
+
+def test_layout_resolves_otel_paths_and_keyword_subfields():
+    """Fields resolve to the path present; text fields use their .keyword sub-field."""
     layout = Layout(OTEL_CAPS)
     assert layout["user_id"].exact == "attributes.user_id.keyword"
     assert layout["event_type"].exact == "attributes.event_type"

@@ -33,22 +33,25 @@ DEFAULT_LINE_LIMIT = 1000
 _PAGE = 500
 _GROUPS = 200
 
-#: Logical log field -> where it may live in a document, in order of preference: the
-#: elasticsearch exporter's ``mapping::mode: otel`` (``attributes.*``, ``body.text``,
-#: ``severity_text``), its ``none`` mode (``Attributes.*``, ``Body``, ``SeverityText``;
-#: the default before v0.122) and documents indexed straight from the JSON files (top-level
-#: fields, as the seed's Logstash does). The first path present in the indices wins.
+#: Logical log field -> where it may live in a document, in order of preference. First
+#: the collector's layout, documented in docs/elasticsearch.md (elasticsearch exporter,
+#: ``mapping::mode: raw``: log attributes at the top level by their own names,
+#: ``SeverityText``/``SeverityNumber``, ``Body`` and a ``message`` copy, ``TraceId``,
+#: ``SpanId``, ``Resource.*``); then the exporter's ``otel`` mode (``attributes.*``,
+#: ``body.text``, ``severity_text``) and ``none`` mode (``Attributes.*``), and documents
+#: indexed straight from the JSON files (top-level fields, as the seed's Logstash does).
+#: When several paths of one field exist in the indices, the one most documents have wins.
 FIELD_PATHS: dict[str, tuple[str, ...]] = {
     "timestamp": ("@timestamp", "timestamp"),
-    "level": ("severity_text", "SeverityText", "level", "log.level"),
-    "severity_number": ("severity_number", "SeverityNumber"),
-    "message": ("body.text", "body_text", "message", "Body", "body"),
-    "logger": ("attributes.logger", "scope.name", "logger", "Scope.name"),
-    "trace_id": ("trace_id", "TraceId", "attributes.trace_id"),
-    "span_id": ("span_id", "SpanId", "attributes.span_id"),
-    "service": ("resource.attributes.service.name", "service", "Resource.service.name"),
+    "level": ("SeverityText", "level", "severity_text", "log.level"),
+    "severity_number": ("SeverityNumber", "severity_number"),
+    "message": ("message", "Body", "body.text", "body_text", "body"),
+    "logger": ("logger", "Scope.name", "attributes.logger", "scope.name"),
+    "trace_id": ("TraceId", "trace_id", "attributes.trace_id"),
+    "span_id": ("SpanId", "span_id", "attributes.span_id"),
+    "service": ("Resource.service.name", "service", "resource.attributes.service.name"),
     **{
-        name: (f"attributes.{name}", name, f"Attributes.{name}")
+        name: (name, f"attributes.{name}", f"Attributes.{name}")
         for name in (
             "user_id",
             "request_id",
@@ -96,23 +99,41 @@ class Field:
 
 
 class Layout:
-    """The resolved field paths of the indices behind one index pattern."""
+    """The resolved field paths of the indices behind one index pattern.
 
-    def __init__(self, caps: Mapping[str, Mapping[str, Any]]) -> None:
+    ``caps`` is the ``fields`` part of a ``_field_caps`` answer; ``usage`` counts, for
+    paths that compete for one field, how many documents have each (see Client.layout).
+    """
+
+    def __init__(
+        self, caps: Mapping[str, Mapping[str, Any]], usage: Mapping[str, int] | None = None
+    ) -> None:
         self.fields: dict[str, Field] = {}
-        for logical, candidates in FIELD_PATHS.items():
-            chosen = Field(candidates[0], candidates[0], None)
-            for path in candidates:
-                types = caps.get(path)
-                if not types:
-                    continue
-                kind = sorted(types)[0]
-                exact = path
-                if kind in _TEXT_TYPES and f"{path}.keyword" in caps:
-                    exact = f"{path}.keyword"
-                chosen = Field(path, exact, kind)
-                break
-            self.fields[logical] = chosen
+        for logical in FIELD_PATHS:
+            present = self.present(caps, logical)
+            if not present:
+                path = FIELD_PATHS[logical][0]
+                self.fields[logical] = Field(path, path, None)
+                continue
+            counts = usage or {}
+            # Most documents first; among equals, the table's order.
+            best = max(present, key=lambda f: (counts.get(f.path, 0), -present.index(f)))
+            self.fields[logical] = best
+
+    @staticmethod
+    def present(caps: Mapping[str, Mapping[str, Any]], logical: str) -> list[Field]:
+        """The candidate paths of ``logical`` that exist in the indices, in table order."""
+        found = []
+        for path in FIELD_PATHS[logical]:
+            types = caps.get(path)
+            if not types:
+                continue
+            kind = sorted(types)[0]
+            exact = path
+            if kind in _TEXT_TYPES and f"{path}.keyword" in caps:
+                exact = f"{path}.keyword"
+            found.append(Field(path, exact, kind))
+        return found
 
     def __getitem__(self, logical: str) -> Field:
         return self.fields[logical]
@@ -170,7 +191,28 @@ class Client:
         )
         if not answer.get("indices"):
             raise EsError(f"no Elasticsearch index matches {self.index} at {self.url}")
-        return Layout(answer.get("fields", {}))
+        caps = answer.get("fields", {})
+        # A path can be mapped (by a template, or by another index of the pattern) without
+        # any document having it: when paths compete, count who has data (one request).
+        competing = [
+            field.path
+            for logical in FIELD_PATHS
+            if len(present := Layout.present(caps, logical)) > 1
+            for field in present
+        ]
+        usage: dict[str, int] = {}
+        if competing:
+            counted = self.search(
+                {
+                    "size": 0,
+                    "aggs": {
+                        f"p{i}": {"filter": {"exists": {"field": path}}}
+                        for i, path in enumerate(competing)
+                    },
+                }
+            )["aggregations"]
+            usage = {path: int(counted[f"p{i}"]["doc_count"]) for i, path in enumerate(competing)}
+        return Layout(caps, usage)
 
     def search(self, body: Mapping[str, Any]) -> Any:
         """One ``_search`` over the index pattern."""
