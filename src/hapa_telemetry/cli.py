@@ -68,7 +68,7 @@ def _logs_parser() -> argparse.ArgumentParser:
     parser.add_argument("--report", choices=_REPORTS, help="report to print (default: lines)")
     chosen = parser.add_argument_group("filters (combine with AND)")
     chosen.add_argument("--user", help="only lines with this user_id")
-    chosen.add_argument("--trace", help="only lines of this trace (32 hex, or a prefix)")
+    chosen.add_argument("--trace", help="only lines of this trace (32 hex, or a prefix of 8+)")
     chosen.add_argument("--level", help="minimum level: DEBUG, INFO, WARNING, ERROR, CRITICAL")
     chosen.add_argument(
         "--event",

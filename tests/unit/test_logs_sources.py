@@ -155,6 +155,8 @@ def test_unknown_subcommand_and_bad_option_are_usage_errors(capsys):
     assert status == 2 and "--level" in err
     status, _, err = run_cli(["logs", "--since", "yesterday-ish"], capsys)
     assert status == 2 and "--since" in err
+    status, _, err = run_cli(["logs", "--trace", "4bf9"], capsys)  # would hold 1/65536 of all
+    assert status == 2 and "at least 8 hex digits" in err
 
 
 @pytest.mark.parametrize("chunk", [7, 64, 333, 4096])

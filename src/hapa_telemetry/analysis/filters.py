@@ -29,7 +29,7 @@ from hapa_telemetry.analysis.records import (
 _PLAIN = re.compile(r"^[\x20-\x7e]+$")
 _ESCAPED_BY_SOME = set('"\\<>&')
 
-_TRACE_ID = re.compile(r"^[0-9a-fA-F]{1,32}$")
+_TRACE_ID = re.compile(r"^[0-9a-fA-F]{8,32}$")
 
 KNOWN_EVENTS: tuple[str, ...] = (
     names.EVENT_REQUEST_START,
@@ -94,7 +94,9 @@ class Filters:
         if trace is not None:
             trace = trace.strip().lower()
             if not _TRACE_ID.match(trace):
-                raise ValueError(f"--trace: not a hex trace id or prefix: {trace!r}")
+                raise ValueError(
+                    f"--trace: not a trace id or a prefix of at least 8 hex digits: {trace!r}"
+                )
         event_set: set[str] = set()
         for item in events or []:
             event_set.update(part.strip() for part in item.split(",") if part.strip())
