@@ -16,6 +16,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import _stack
 import httpx
 import pytest
 
@@ -24,7 +25,7 @@ from _logdata import TRACE_A, json_lines, rotated_dir, run_cli
 
 pytestmark = pytest.mark.e2e
 
-ES_URL = os.environ.get("HAPA_ES_URL", "http://127.0.0.1:9200")
+ES_URL = os.environ.get("HAPA_ES_URL", _stack.ES)
 SEVERITY = {"DEBUG": 5, "INFO": 9, "WARNING": 13, "ERROR": 17, "CRITICAL": 21}
 TOP_LEVEL = {"timestamp", "level", "message", "trace_id", "span_id", "trace_flags", "service",
              "logger", "module", "function", "line", "environment"}
@@ -90,7 +91,9 @@ def _document(line: dict[str, Any], shape: str) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module", params=["raw", "otel", "none", "flat"])
-def es_index(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
+def es_index(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, stack_up: None
+):
     """(index name, log directory) with the same lines in both; the index is deleted after.
 
     ``raw``: documents exactly as the collector writes them (docs/elasticsearch.md);
@@ -228,7 +231,7 @@ def test_trace_lines_show_span_ids(es_index, capsys):
         "00f067aa0ba902b7", "1111111111111111", "00f067aa0ba902b7"]
 
 
-def test_missing_index_is_a_one_line_error(capsys):
+def test_missing_index_is_a_one_line_error(stack_up, capsys):
     """An index pattern that matches nothing: exit 1 and one line."""
     status, _, err = run_cli(["logs", "errors", "--es", ES_URL, "--index",
                               "hapa-backend-nothing-here-*"], capsys)
@@ -245,3 +248,36 @@ def test_lines_are_capped_by_limit_and_the_total_is_told(es_index, capsys):
         "API 요청 시작: POST /api/v1/code/generate"]
     assert len(json_lines(out)) == 4
     assert "18 matching documents" in err and "first 4 shown" in err
+
+
+def test_records_sent_through_the_collector_are_answered(otel_client, capsys):
+    """OTLP log records -> collector -> hapa-backend-<today> -> the same answers by --es."""
+    import uuid
+
+    user = f"logs-e2e-{uuid.uuid4().hex[:10]}"
+    endpoint = "/api/v1/items/{item_id}"
+    with otel_client.tracer.start_as_current_span("request") as span:
+        trace_id = format(span.get_span_context().trace_id, "032x")
+        for i, duration in enumerate([0.1, 0.2, 0.3, 0.4]):
+            otel_client.log(f"request end {i}", user_id=user, event_type="request_end",
+                            endpoint=endpoint, method="GET", status_code=500 if i == 0 else 200,
+                            duration=duration)
+        otel_client.log("boom", level="ERROR", user_id=user, event_type="error",
+                        error_type="ValueError", error_message="boom")
+    otel_client.flush()
+    _stack.wait_for_docs(f"{_stack.LOG_INDEX_PREFIX}-*", {"term": {"user_id.keyword": user}},
+                         5, timeout=90)
+    base = ["--es", ES_URL, "--user", user, "--since", "1h", "--json"]
+    status, out, err = run_cli(["logs", "latency", *base], capsys)
+    assert status == 0, err
+    latency = json.loads(out)
+    assert latency["overall"]["count"] == 4 and latency["overall"]["server_errors"] == 1
+    assert latency["overall"]["avg"] == pytest.approx(0.25)
+    assert [row["endpoint"] for row in latency["endpoints"]] == [endpoint]
+    status, out, _ = run_cli(["logs", "errors", *base], capsys)
+    assert [(t["error_type"], t["count"], t["example"]) for t in json.loads(out)["types"]] == [
+        ("ValueError", 1, "boom")]
+    status, out, _ = run_cli(["logs", "--trace", trace_id, *base], capsys)
+    lines = json_lines(out)
+    assert len(lines) == 5 and {line["trace_id"] for line in lines} == {trace_id}
+    assert lines[-1]["message"] == "boom" and lines[-1]["level"] == "ERROR"
