@@ -5,24 +5,35 @@ Two lines::
     import hapa_telemetry
     hapa_telemetry.configure()
     hapa_telemetry.instrument_fastapi(app)
+
+The public names are imported on first use, so tools that need none of the OTel SDK
+(``hapa-telemetry logs``) start quickly.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import importlib
+from typing import TYPE_CHECKING, Any
 
-from hapa_telemetry.context import bind, bound, unbind
-from hapa_telemetry.inference import inference
-from hapa_telemetry.monitors import (
-    APIMonitor,
-    PerformanceMonitor,
-    StructuredFormatter,
-    StructuredLogger,
-    get_prometheus_metrics,
-    setup_logging,
-)
-from hapa_telemetry.runtime import Telemetry, __version__, configure
-from hapa_telemetry.settings import Settings, SettingsError
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "APIMonitor": "hapa_telemetry.monitors",
+    "PerformanceMonitor": "hapa_telemetry.monitors",
+    "StructuredFormatter": "hapa_telemetry.monitors",
+    "StructuredLogger": "hapa_telemetry.monitors",
+    "get_prometheus_metrics": "hapa_telemetry.monitors",
+    "setup_logging": "hapa_telemetry.monitors",
+    "Telemetry": "hapa_telemetry.runtime",
+    "configure": "hapa_telemetry.runtime",
+    "Settings": "hapa_telemetry.settings",
+    "SettingsError": "hapa_telemetry.settings",
+    "bind": "hapa_telemetry.context",
+    "bound": "hapa_telemetry.context",
+    "unbind": "hapa_telemetry.context",
+    "inference": "hapa_telemetry.inference",
+    "instrument_fastapi": "hapa_telemetry.fastapi",
+}
 
 __all__ = [
     "APIMonitor",
@@ -43,9 +54,30 @@ __all__ = [
     "unbind",
 ]
 
+if TYPE_CHECKING:
+    from hapa_telemetry.context import bind, bound, unbind
+    from hapa_telemetry.fastapi import instrument_fastapi
+    from hapa_telemetry.inference import inference
+    from hapa_telemetry.monitors import (
+        APIMonitor,
+        PerformanceMonitor,
+        StructuredFormatter,
+        StructuredLogger,
+        get_prometheus_metrics,
+        setup_logging,
+    )
+    from hapa_telemetry.runtime import Telemetry, configure
+    from hapa_telemetry.settings import Settings, SettingsError
 
-def instrument_fastapi(app: Any, **overrides: Any) -> Any:
-    """Instrument a FastAPI app (idempotent): server spans, metrics, logs, /metrics, /health."""
-    from hapa_telemetry.fastapi import instrument_fastapi as _instrument
 
-    return _instrument(app, **overrides)
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'hapa_telemetry' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

@@ -22,6 +22,7 @@ from opentelemetry.sdk.metrics.export import MetricReader
 from opentelemetry.sdk.trace.export import SpanExporter
 from prometheus_client import CollectorRegistry
 
+from hapa_telemetry import __version__
 from hapa_telemetry.exporting import ExportHealth
 from hapa_telemetry.instruments import Instruments
 from hapa_telemetry.livestats import LiveStats
@@ -30,7 +31,6 @@ from hapa_telemetry.providers import Providers, build_providers
 from hapa_telemetry.resource import build_resource
 from hapa_telemetry.settings import Settings
 
-__version__ = "0.1.0"
 _APP_PORT = 8000  # the seed serves /metrics on the app's own port, METRICS_PORT=8000
 
 

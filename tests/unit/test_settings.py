@@ -97,3 +97,21 @@ def test_resource_attributes_and_service_name() -> None:
 def test_sizes(raw: str, expected: int) -> None:
     """LOG_MAX_SIZE accepts the seed's 10MB style and plain bytes."""
     assert parse_size(raw) == expected
+
+
+def test_public_api_is_complete_and_lazy() -> None:
+    """Every name in __all__ resolves; importing the package alone loads no OTel SDK."""
+    import subprocess
+    import sys
+
+    import hapa_telemetry
+
+    for name in hapa_telemetry.__all__:
+        assert getattr(hapa_telemetry, name) is not None
+    out = subprocess.run(
+        [sys.executable, "-c",
+         "import sys, hapa_telemetry, hapa_telemetry.cli; "
+         "print(any(m.startswith('opentelemetry.sdk') for m in sys.modules))"],
+        capture_output=True, text=True, check=True,
+    )
+    assert out.stdout.strip() == "False"
