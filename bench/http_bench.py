@@ -139,6 +139,9 @@ VARIANTS: dict[str, Variant] = {
         # Not in the default set:
         Variant("hapa-noexport", "hapa-telemetry on its embedded default (no OTLP endpoint)",
                 MAIN_PY, "hapa:app", env=_hapa_env(), metrics_path="/metrics", hapa=True),
+        Variant("hapa-switch", "as hapa-full with sys.setswitchinterval(0.0005)",
+                MAIN_PY, "hapa_switch:app", sink="live", env=_hapa_env(),
+                metrics_path="/metrics", hapa=True),
         Variant("hapa-contrib", "as hapa-full, but contrib's OpenTelemetryMiddleware owns the "
                 "server span instead of FastAPI's native telemetry",
                 MAIN_PY, "hapa_contrib:app", sink="live", env=_hapa_env(),
@@ -413,9 +416,46 @@ def _short(frame: str) -> str:
     return f"{m.group('func')} ({file})"
 
 
+# Where a main-thread sample goes: the innermost frame matching one of these (in order of
+# the frames from the leaf up; the first category whose pattern matches wins).
+CATEGORIES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("OTel log record (LoggerProvider.emit, bridge)", ("_emit_otel", "sdk/_logs")),
+    ("log line: event, redact, render, enqueue", ("hapa_telemetry/logs", "LogPipeline",
+                                                  "EventBuilder", "QueueWriter", "render_json",
+                                                  "HapaHandler", "Redactor", "StructuredLogger",
+                                                  "logging/__init__")),
+    ("/metrics scrape", ("prometheus_client", "exporter/prometheus", "metrics_endpoint",
+                         "render_metrics")),
+    ("metrics: SDK instruments", ("sdk/metrics", "hapa_telemetry/instruments", "Instruments.")),
+    ("spans: SDK start/end, FastAPI native telemetry, context", (
+        "sdk/trace", "opentelemetry/trace", "fastapi/telemetry", "opentelemetry/context",
+        "instrumentation/asgi", "instrumentation/fastapi", "util/http")),
+    ("hapa middleware, request id, live stats", ("hapa_telemetry",)),
+)
+BARE = "server + framework + endpoint (what bare also does)"
+# Frames of the work bare does too; a sample whose innermost recognised frame is one of
+# these is bare work even when a telemetry middleware is further up the stack.
+BARE_PATTERNS = ("starlette/", "fastapi/", "uvicorn/", "h11/", "asyncio/", "anyio/",
+                 "pydantic", "apps/common.py", "click/")
+
+
+def categorize(frames: list[str]) -> str:
+    """The category of the innermost frame that belongs to a category or to bare work
+    (stdlib helpers such as json, datetime or contextvars count for their caller)."""
+    for frame in reversed(frames):
+        for name, patterns in CATEGORIES:
+            if any(p in frame for p in patterns):
+                return name
+        if any(p in frame for p in BARE_PATTERNS):
+            return BARE
+    return BARE
+
+
 def summarize_profile(raw: Path, requests: int, rate: int, top: int = 25) -> dict[str, Any]:
-    """µs/request per thread, per function (self and inclusive) from py-spy raw stacks."""
+    """µs/request per thread, per function (self and inclusive) and per category of the
+    main thread's samples, from py-spy raw stacks."""
     per_thread: collections.Counter[str] = collections.Counter()
+    cats: collections.Counter[str] = collections.Counter()
     self_t: collections.Counter[str] = collections.Counter()
     incl: collections.Counter[str] = collections.Counter()
     total = 0
@@ -426,6 +466,8 @@ def summarize_profile(raw: Path, requests: int, rate: int, top: int = 25) -> dic
         n = int(count)
         frames = stack.split(";")
         thread = frames[0]
+        if "MainThread" in thread:
+            cats[categorize(frames[1:])] += n
         frames = [_short(f) for f in frames[1:]]
         total += n
         per_thread[re.sub(r"0x[0-9a-f]+", "", thread).strip()] += n
@@ -443,6 +485,7 @@ def summarize_profile(raw: Path, requests: int, rate: int, top: int = 25) -> dic
         "requests": requests,
         "us_per_request_total": us(total),
         "threads": [(k, round(us(n), 1)) for k, n in per_thread.most_common()],
+        "main_thread_categories": [(k, round(us(n), 1)) for k, n in cats.most_common()],
         "top_self": [(k, round(us(n), 1)) for k, n in self_t.most_common(top)],
         "top_inclusive": [(k, round(us(n), 1)) for k, n in incl.most_common(top * 3)],
     }
@@ -515,6 +558,10 @@ def machine() -> dict[str, Any]:
             capture_output=True, text=True, timeout=60)
         versions[label] = json.loads(out.stdout or "{}")
     wrk = subprocess.run(["wrk", "--version"], capture_output=True, text=True).stdout
+    head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
+                          capture_output=True, text=True).stdout.strip()
+    dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--short", "--", "src"],
+                           capture_output=True, text=True).stdout.strip()
     return {
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "host_cpu": cpu,
@@ -523,6 +570,8 @@ def machine() -> dict[str, Any]:
         "python": platform.python_version(),
         "kernel": platform.release(),
         "wrk": wrk.splitlines()[0] if wrk else "?",
+        "git_head": head,
+        "src_uncommitted": dirty.splitlines(),
         "versions": versions,
     }
 
@@ -536,10 +585,11 @@ def main() -> None:
     ap.add_argument("--warmup", type=float, default=2.0, help="seconds of load before each run")
     ap.add_argument("--connections", type=int, default=32)
     ap.add_argument("--threads", type=int, default=1, help="wrk threads")
-    ap.add_argument("--shutdown-timeout", type=float, default=60.0,
+    ap.add_argument("--shutdown-timeout", type=float, default=20.0,
                     help="seconds to wait after SIGTERM before SIGKILL")
     ap.add_argument("--no-profile", dest="profile", action="store_false")
     ap.add_argument("--profile-variant", default="hapa-full")
+    ap.add_argument("--profile-only", action="store_true", help="skip the rounds")
     ap.add_argument("--profile-rate", type=int, default=250, help="py-spy samples/s")
     ap.add_argument("--out", type=Path, default=None, help="results JSON (default bench/results)")
     args = ap.parse_args()
@@ -569,7 +619,7 @@ def main() -> None:
         work = Path(tmp)
         lua = work / "report.lua"
         lua.write_text(WRK_LUA)
-        for rnd in range(args.rounds):
+        for rnd in range(0 if args.profile_only else args.rounds):
             order = names[rnd % len(names):] + names[: rnd % len(names)]
             for name in order:
                 try:
@@ -596,6 +646,7 @@ def main() -> None:
             for mode in ("active", "gil"):
                 raw = Path(r.get(f"pyspy_{mode}", "/nonexistent"))
                 if raw.exists() and raw.stat().st_size:
+                    raw = Path(shutil.copy(raw, out.with_suffix(f".pyspy-{mode}.txt.tmp")))
                     profile[mode] = summarize_profile(raw, r["requests"], args.profile_rate)
                 else:
                     profile[mode] = {"error": "py-spy produced nothing", "run": r}
@@ -613,6 +664,9 @@ def main() -> None:
         print(f"\nprofile of {profile['variant']} (py-spy {mode}, µs per request, "  # type: ignore[index]
               f"{prof['requests']} requests):")
         print("  threads:", ", ".join(f"{k or '?'} {t}" for k, t in prof["threads"]))
+        print("  main thread by category:")
+        for k, t in prof["main_thread_categories"]:
+            print(f"    {t:7.1f}  {k}")
         print("  top self:")
         for k, t in prof["top_self"][:15]:
             print(f"    {t:7.1f}  {k}")
