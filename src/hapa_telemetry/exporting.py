@@ -113,6 +113,28 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"[:300]
 
 
+def _guarded_export(
+    health: ExportHealth, signal: str, items: int, call: Callable[[], Any], success: Any,
+    failure: Any,
+) -> Any:
+    """Run one export; book its outcome; turn an exception into ``failure``."""
+    try:
+        result = call()
+    except Exception as exc:
+        health.record(signal, False, items, _describe(exc))
+        return failure
+    ok = result == success
+    health.record(signal, ok, items, None if ok else "exporter returned FAILURE")
+    return result
+
+
+def _quietly(call: Callable[[], Any], default: Any = None) -> Any:
+    try:
+        return call()
+    except Exception:
+        return default
+
+
 class CountingSpanExporter(SpanExporter):
     """A span exporter that books outcomes and never raises."""
 
@@ -121,26 +143,17 @@ class CountingSpanExporter(SpanExporter):
         self._health = health
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        try:
-            result = self._inner.export(spans)
-        except Exception as exc:
-            self._health.record("traces", False, len(spans), _describe(exc))
-            return SpanExportResult.FAILURE
-        ok = result == SpanExportResult.SUCCESS
-        self._health.record("traces", ok, len(spans), None if ok else "exporter returned FAILURE")
+        result: SpanExportResult = _guarded_export(
+            self._health, "traces", len(spans), lambda: self._inner.export(spans),
+            SpanExportResult.SUCCESS, SpanExportResult.FAILURE,
+        )
         return result
 
     def shutdown(self) -> None:
-        try:
-            self._inner.shutdown()
-        except Exception:
-            pass
+        _quietly(self._inner.shutdown)
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
-        try:
-            return self._inner.force_flush(timeout_millis)
-        except Exception:
-            return False
+        return bool(_quietly(lambda: self._inner.force_flush(timeout_millis), False))
 
 
 class CountingLogExporter(LogRecordExporter):
@@ -151,26 +164,17 @@ class CountingLogExporter(LogRecordExporter):
         self._health = health
 
     def export(self, batch: Sequence[ReadableLogRecord]) -> LogRecordExportResult:
-        try:
-            result = self._inner.export(batch)
-        except Exception as exc:
-            self._health.record("logs", False, len(batch), _describe(exc))
-            return LogRecordExportResult.FAILURE
-        ok = result == LogRecordExportResult.SUCCESS
-        self._health.record("logs", ok, len(batch), None if ok else "exporter returned FAILURE")
+        result: LogRecordExportResult = _guarded_export(
+            self._health, "logs", len(batch), lambda: self._inner.export(batch),
+            LogRecordExportResult.SUCCESS, LogRecordExportResult.FAILURE,
+        )
         return result
 
     def shutdown(self) -> None:
-        try:
-            self._inner.shutdown()  # type: ignore[no-untyped-call]
-        except Exception:
-            pass
+        _quietly(self._inner.shutdown)
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
-        try:
-            return bool(self._inner.force_flush(timeout_millis))
-        except Exception:
-            return False
+        return bool(_quietly(lambda: self._inner.force_flush(timeout_millis), False))
 
 
 class CountingMetricExporter(MetricExporter):
@@ -187,23 +191,15 @@ class CountingMetricExporter(MetricExporter):
     def export(
         self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any
     ) -> MetricExportResult:
-        try:
-            result = self._inner.export(metrics_data, timeout_millis=timeout_millis, **kwargs)
-        except Exception as exc:
-            self._health.record("metrics", False, 1, _describe(exc))
-            return MetricExportResult.FAILURE
-        ok = result == MetricExportResult.SUCCESS
-        self._health.record("metrics", ok, 1, None if ok else "exporter returned FAILURE")
+        result: MetricExportResult = _guarded_export(
+            self._health, "metrics", 1,
+            lambda: self._inner.export(metrics_data, timeout_millis=timeout_millis, **kwargs),
+            MetricExportResult.SUCCESS, MetricExportResult.FAILURE,
+        )
         return result
 
     def force_flush(self, timeout_millis: float = 10_000) -> bool:
-        try:
-            return self._inner.force_flush(timeout_millis)
-        except Exception:
-            return False
+        return bool(_quietly(lambda: self._inner.force_flush(timeout_millis), False))
 
     def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
-        try:
-            self._inner.shutdown(timeout_millis=timeout_millis, **kwargs)
-        except Exception:
-            pass
+        _quietly(lambda: self._inner.shutdown(timeout_millis=timeout_millis, **kwargs))

@@ -7,6 +7,7 @@ another distro's configurator) instead of creating a second one.
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -95,7 +96,9 @@ def build_providers(
             sdk_tp.add_span_processor(SimpleSpanProcessor(span_exporter))
         if settings.otlp_traces_endpoint:
             sdk_tp.add_span_processor(
-                BatchSpanProcessor(CountingSpanExporter(_otlp_span_exporter(settings), health))
+                BatchSpanProcessor(CountingSpanExporter(
+                    _otlp_exporter(settings, "traces", settings.otlp_traces_endpoint), health
+                ))
             )
         tracer_provider = sdk_tp
         owned.append(sdk_tp)
@@ -115,7 +118,9 @@ def build_providers(
     if settings.otlp_metrics_endpoint:
         readers.append(
             PeriodicExportingMetricReader(
-                CountingMetricExporter(_otlp_metric_exporter(settings), health),
+                CountingMetricExporter(
+                    _otlp_exporter(settings, "metrics", settings.otlp_metrics_endpoint), health
+                ),
                 export_interval_millis=settings.metric_export_interval_ms,
                 export_timeout_millis=_OTLP_TIMEOUT_S * 1000,
             )
@@ -134,7 +139,9 @@ def build_providers(
         if settings.otlp_logs_endpoint:
             logger_provider.add_log_record_processor(
                 BatchLogRecordProcessor(
-                    CountingLogExporter(_otlp_log_exporter(settings), health),
+                    CountingLogExporter(
+                        _otlp_exporter(settings, "logs", settings.otlp_logs_endpoint), health
+                    ),
                     max_queue_size=settings.log_queue_size,
                 )
             )
@@ -152,40 +159,30 @@ def build_providers(
     )
 
 
-def _otlp_span_exporter(settings: Settings) -> SpanExporter:
-    endpoint = settings.otlp_traces_endpoint
-    if settings.otlp_protocol == "grpc":
-        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+_OTLP_EXPORTERS = {
+    # signal: (gRPC module, HTTP module, class name)
+    "traces": (
+        "opentelemetry.exporter.otlp.proto.grpc.trace_exporter",
+        "opentelemetry.exporter.otlp.proto.http.trace_exporter",
+        "OTLPSpanExporter",
+    ),
+    "metrics": (
+        "opentelemetry.exporter.otlp.proto.grpc.metric_exporter",
+        "opentelemetry.exporter.otlp.proto.http.metric_exporter",
+        "OTLPMetricExporter",
+    ),
+    "logs": (
+        "opentelemetry.exporter.otlp.proto.grpc._log_exporter",
+        "opentelemetry.exporter.otlp.proto.http._log_exporter",
+        "OTLPLogExporter",
+    ),
+}
 
-        return OTLPSpanExporter(endpoint=endpoint, timeout=_OTLP_TIMEOUT_S)
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
-        OTLPSpanExporter as HTTPSpanExporter,
+
+def _otlp_exporter(settings: Settings, signal: str, endpoint: str | None) -> Any:
+    """The OTLP exporter of one signal for the configured protocol (imported lazily)."""
+    grpc_module, http_module, name = _OTLP_EXPORTERS[signal]
+    module = importlib.import_module(
+        grpc_module if settings.otlp_protocol == "grpc" else http_module
     )
-
-    return HTTPSpanExporter(endpoint=endpoint, timeout=_OTLP_TIMEOUT_S)
-
-
-def _otlp_metric_exporter(settings: Settings) -> Any:
-    endpoint = settings.otlp_metrics_endpoint
-    if settings.otlp_protocol == "grpc":
-        from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
-
-        return OTLPMetricExporter(endpoint=endpoint, timeout=_OTLP_TIMEOUT_S)
-    from opentelemetry.exporter.otlp.proto.http.metric_exporter import (
-        OTLPMetricExporter as HTTPMetricExporter,
-    )
-
-    return HTTPMetricExporter(endpoint=endpoint, timeout=_OTLP_TIMEOUT_S)
-
-
-def _otlp_log_exporter(settings: Settings) -> LogRecordExporter:
-    endpoint = settings.otlp_logs_endpoint
-    if settings.otlp_protocol == "grpc":
-        from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter
-
-        return OTLPLogExporter(endpoint=endpoint, timeout=_OTLP_TIMEOUT_S)
-    from opentelemetry.exporter.otlp.proto.http._log_exporter import (
-        OTLPLogExporter as HTTPLogExporter,
-    )
-
-    return HTTPLogExporter(endpoint=endpoint, timeout=_OTLP_TIMEOUT_S)
+    return getattr(module, name)(endpoint=endpoint, timeout=_OTLP_TIMEOUT_S)
