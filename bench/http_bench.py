@@ -2,7 +2,7 @@
 
 Run on demand (not a test):
 
-    .venv/bin/python bench/http_bench.py                 # default: 8 variants x 3 rounds, ~7 min
+    .venv/bin/python bench/http_bench.py                 # default: 8 variants x 3 rounds, ~9 min
     .venv/bin/python bench/http_bench.py --rounds 1 --duration 5 --variants bare,hapa-full
 
 Each run starts one uvicorn server (1 worker, 127.0.0.1, access log off, stdout to
@@ -87,6 +87,11 @@ end
 """
 
 
+def paced_lua(delay_ms: float) -> str:
+    """The report hook plus a fixed think time per connection (a paced, unsaturated load)."""
+    return f"delay = function() return {delay_ms:g} end\n" + WRK_LUA
+
+
 @dataclass
 class Variant:
     name: str
@@ -139,6 +144,16 @@ VARIANTS: dict[str, Variant] = {
         # Not in the default set:
         Variant("hapa-noexport", "hapa-telemetry on its embedded default (no OTLP endpoint)",
                 MAIN_PY, "hapa:app", env=_hapa_env(), metrics_path="/metrics", hapa=True),
+        Variant("hapa-export-traces", "as hapa-full, OTLP export of spans only "
+                "(OTEL_LOGS_EXPORTER=none, OTEL_METRICS_EXPORTER=none)",
+                MAIN_PY, "hapa:app", sink="live",
+                env=_hapa_env(OTEL_LOGS_EXPORTER="none", OTEL_METRICS_EXPORTER="none"),
+                metrics_path="/metrics", hapa=True),
+        Variant("hapa-export-logs", "as hapa-full, OTLP export of log records only "
+                "(OTEL_TRACES_EXPORTER=none, OTEL_METRICS_EXPORTER=none)",
+                MAIN_PY, "hapa:app", sink="live",
+                env=_hapa_env(OTEL_TRACES_EXPORTER="none", OTEL_METRICS_EXPORTER="none"),
+                metrics_path="/metrics", hapa=True),
         Variant("hapa-switch", "as hapa-full with sys.setswitchinterval(0.0005)",
                 MAIN_PY, "hapa_switch:app", sink="live", env=_hapa_env(),
                 metrics_path="/metrics", hapa=True),
@@ -368,6 +383,10 @@ def run_variant(v: Variant, args: argparse.Namespace, wrk: str, lua: Path, work:
             time.sleep(0.5)
         w = run_wrk(wrk, lua, base + PATH, args.duration, args.connections, args.threads)
         cpu1 = ps.cpu_times()
+        paced = None
+        if args.paced > 0 and not profile:
+            paced = run_wrk(wrk, lua.with_name("paced.lua"), base + PATH, args.paced,
+                            args.paced_connections, 1)
         sampler.halt.set()
         sampler.join(5)
         for mode, spy in spies.items():
@@ -376,6 +395,10 @@ def run_variant(v: Variant, args: argparse.Namespace, wrk: str, lua: Path, work:
         rss = ps.memory_info().rss
         cpu = (cpu1.user - cpu0.user) + (cpu1.system - cpu0.system)
         result.update(w)
+        if paced is not None:
+            result.update(paced_rps=paced["rps"], paced_p50_us=paced["p50_us"],
+                          paced_p99_us=paced["p99_us"], paced_max_us=paced["max_us"],
+                          paced_errors=sum(paced[k] for k in paced if k.startswith("err_")))
         result.update(
             rss_mib=rss / 2**20,
             peak_rss_mib=max(sampler.peak_rss, rss) / 2**20,
@@ -502,20 +525,29 @@ def table(results: list[dict[str, Any]], names: list[str]) -> str:
         by_round[r["round"]][r["variant"]] = r
     lines = [
         "| variant | req/s | × bare | p50 ms | p99 ms | p99 × bare | CPU µs/req | RSS MiB "
-        "| peak RSS | shutdown s | errors |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| peak RSS | shutdown s | errors | paced req/s | paced p50 ms | paced p99 ms "
+        "| paced p99 × bare |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for name in names:
         rs = [r for r in results if r["variant"] == name and "rps" in r]
         if not rs:
-            lines.append(f"| {name} | failed | | | | | | | | | |")
+            lines.append(f"| {name} | failed | | | | | | | | | | | | | |")
             continue
-        ratios, p99r = [], []
+        ratios, p99r, pp99r = [], [], []
         for r in rs:
             b = by_round[r["round"]].get("bare")
             if b and "rps" in b:
                 ratios.append(r["rps"] / b["rps"])
                 p99r.append(r["p99_us"] / b["p99_us"])
+                if "paced_p99_us" in r and "paced_p99_us" in b:
+                    pp99r.append(r["paced_p99_us"] / b["paced_p99_us"])
+        pr = [r for r in rs if "paced_rps" in r]
+        paced_txt = (
+            f"{median([r['paced_rps'] for r in pr]):,.0f} | "
+            f"{median([r['paced_p50_us'] for r in pr]) / 1000:.1f} | "
+            f"{median([r['paced_p99_us'] for r in pr]) / 1000:.1f} | {median(pp99r):.2f}"
+            if pr else " | | | ")
         shut = [r["shutdown_s"] for r in rs]
         shut_txt = "kill" if any(s is None for s in shut) else f"{max(shut):.1f}"
         errs = sum(r["err_connect"] + r["err_read"] + r["err_write"] + r["err_status"]
@@ -526,7 +558,7 @@ def table(results: list[dict[str, Any]], names: list[str]) -> str:
             f"{median([r['p99_us'] for r in rs]) / 1000:.1f} | {median(p99r):.2f} | "
             f"{median([r['cpu_us_per_req'] for r in rs]):.0f} | "
             f"{median([r['rss_mib'] for r in rs]):.0f} | "
-            f"{max(r['peak_rss_mib'] for r in rs):.0f} | {shut_txt} | {errs} |"
+            f"{max(r['peak_rss_mib'] for r in rs):.0f} | {shut_txt} | {errs} | {paced_txt} |"
         )
     return "\n".join(lines)
 
@@ -581,11 +613,16 @@ def main() -> None:
     ap.add_argument("--variants", default=",".join(DEFAULT_VARIANTS),
                     help=f"comma-separated, from: {', '.join(VARIANTS)}")
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--duration", type=float, default=10.0, help="seconds of load per run")
+    ap.add_argument("--duration", type=float, default=8.0, help="seconds of load per run")
     ap.add_argument("--warmup", type=float, default=2.0, help="seconds of load before each run")
     ap.add_argument("--connections", type=int, default=32)
     ap.add_argument("--threads", type=int, default=1, help="wrk threads")
-    ap.add_argument("--shutdown-timeout", type=float, default=20.0,
+    ap.add_argument("--paced", type=float, default=5.0,
+                    help="seconds of paced load after each run (0 = none)")
+    ap.add_argument("--paced-connections", type=int, default=8)
+    ap.add_argument("--paced-delay-ms", type=float, default=10.0,
+                    help="think time per connection between requests in the paced run")
+    ap.add_argument("--shutdown-timeout", type=float, default=15.0,
                     help="seconds to wait after SIGTERM before SIGKILL")
     ap.add_argument("--no-profile", dest="profile", action="store_false")
     ap.add_argument("--profile-variant", default="hapa-full")
@@ -619,6 +656,7 @@ def main() -> None:
         work = Path(tmp)
         lua = work / "report.lua"
         lua.write_text(WRK_LUA)
+        lua.with_name("paced.lua").write_text(paced_lua(args.paced_delay_ms))
         for rnd in range(0 if args.profile_only else args.rounds):
             order = names[rnd % len(names):] + names[: rnd % len(names)]
             for name in order:
@@ -634,7 +672,8 @@ def main() -> None:
                           f"p99 {r['p99_us'] / 1000:6.1f} ms  CPU {r['cpu_us_per_req']:5.0f} "
                           f"µs/req  RSS {r['rss_mib']:5.1f} MiB  shutdown "
                           f"{'kill' if shut is None else round(shut, 2)}"
-                          f" s  load {r['load1']:.2f}", flush=True)
+                          f" s  paced p99 {r.get('paced_p99_us', 0) / 1000:.1f} ms"
+                          f"  load {r['load1']:.2f}", flush=True)
                 else:
                     print(f"round {rnd + 1} {name}: FAILED {r.get('error')}", flush=True)
         profile = None
