@@ -187,14 +187,18 @@ def test_grafana_is_provisioned_from_the_repo(compose: dict[str, Any]) -> None:
 
 
 def test_app_logs_go_to_a_named_volume_at_log_directory(compose: dict[str, Any]) -> None:
-    """The app writes its JSON logs to LOG_DIRECTORY, a named volume that the collector
-    also mounts (read-only) for its filelog receiver; the Dockerfile agrees."""
+    """The app writes its JSON logs to LOG_DIRECTORY, a named volume; the collector's
+    filelog receiver does NOT tail it while the app also sends OTLP (each line would land
+    in Elasticsearch twice); the Dockerfile agrees."""
     services = _services(compose)
     log_dir = services["app"]["environment"]["LOG_DIRECTORY"]
     volume = _named_volumes(services["app"])[log_dir]
     assert volume in compose["volumes"]
-    assert _named_volumes(services["otel-collector"]).get(log_dir) == volume
-    assert any(v.endswith(f"{log_dir}:ro") for v in services["otel-collector"]["volumes"])
+    assert "OTEL_EXPORTER_OTLP_ENDPOINT" in services["app"]["environment"]
+    collector = services["otel-collector"]
+    assert volume not in _named_volumes(collector).values()
+    watched = collector["environment"]["HAPA_COLLECTOR_LOG_DIR"]
+    assert watched != log_dir
     dockerfile = DOCKERFILE.read_text()
     assert f"LOG_DIRECTORY={log_dir}" in dockerfile
     assert f'VOLUME ["{log_dir}"]' in dockerfile
