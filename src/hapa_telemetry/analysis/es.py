@@ -109,16 +109,21 @@ class Layout:
         self, caps: Mapping[str, Mapping[str, Any]], usage: Mapping[str, int] | None = None
     ) -> None:
         self.fields: dict[str, Field] = {}
+        #: every present path of a field, best first: indices of one pattern can hold
+        #: different layouts, so documents are read and filtered by any of them
+        self.candidates: dict[str, list[Field]] = {}
         for logical in FIELD_PATHS:
             present = self.present(caps, logical)
             if not present:
                 path = FIELD_PATHS[logical][0]
                 self.fields[logical] = Field(path, path, None)
+                self.candidates[logical] = [self.fields[logical]]
                 continue
             counts = usage or {}
             # Most documents first; among equals, the table's order.
-            best = max(present, key=lambda f: (counts.get(f.path, 0), -present.index(f)))
-            self.fields[logical] = best
+            ranked = sorted(present, key=lambda f: (-counts.get(f.path, 0), present.index(f)))
+            self.fields[logical] = ranked[0]
+            self.candidates[logical] = ranked
 
     @staticmethod
     def present(caps: Mapping[str, Mapping[str, Any]], logical: str) -> list[Field]:
@@ -234,27 +239,31 @@ def _reason(response: httpx.Response) -> str:
 # --- queries ------------------------------------------------------------------------------
 
 
+def _on_any(layout: Layout, logical: str, kind: str, value: Any) -> dict[str, Any]:
+    """One exact-match clause of ``kind`` on every present path of ``logical``, OR-ed."""
+    paths = list(dict.fromkeys(f.exact for f in layout.candidates[logical]))
+    if len(paths) == 1:
+        return {kind: {paths[0]: value}}
+    return {"bool": {"should": [{kind: {p: value}} for p in paths], "minimum_should_match": 1}}
+
+
 def filter_clauses(filters: Filters, layout: Layout) -> list[dict[str, Any]]:
     """The ``bool.filter`` clauses for ``filters``."""
     clauses: list[dict[str, Any]] = []
     if filters.user is not None:
-        clauses.append({"term": {layout["user_id"].exact: filters.user}})
+        clauses.append(_on_any(layout, "user_id", "term", filters.user))
     if filters.trace is not None:
-        trace = layout["trace_id"].exact
-        if len(filters.trace) == 32:
-            clauses.append({"term": {trace: filters.trace}})
-        else:
-            clauses.append({"prefix": {trace: filters.trace}})
+        kind = "term" if len(filters.trace) == 32 else "prefix"
+        clauses.append(_on_any(layout, "trace_id", kind, filters.trace))
     if filters.level is not None:
         clauses.append(level_clause(filters.level, layout))
     if filters.events:
-        clauses.append({"terms": {layout["event_type"].exact: sorted(filters.events)}})
+        clauses.append(_on_any(layout, "event_type", "terms", sorted(filters.events)))
     if filters.endpoint is not None:
-        endpoint = layout["endpoint"].exact
         if filters.endpoint_is_pattern:
-            clauses.append({"wildcard": {endpoint: {"value": filters.endpoint}}})
+            clauses.append(_on_any(layout, "endpoint", "wildcard", {"value": filters.endpoint}))
         else:
-            clauses.append({"term": {endpoint: filters.endpoint}})
+            clauses.append(_on_any(layout, "endpoint", "term", filters.endpoint))
     if filters.since is not None or filters.until is not None:
         bounds: dict[str, Any] = {"format": "epoch_millis"}
         if filters.since is not None:
@@ -338,10 +347,12 @@ def _lookup(node: Any, path: str) -> Any:
 def to_record(hit: Mapping[str, Any], layout: Layout) -> dict[str, Any]:
     """A hit as a log-line dict with the file format's field names."""
     record: dict[str, Any] = {}
-    for logical, field in layout.fields.items():
-        value = _source(hit, field.path)
-        if value is not None:
-            record[logical] = value
+    for logical, fields in layout.candidates.items():
+        for field in fields:  # the first path this document has
+            value = _source(hit, field.path)
+            if value is not None:
+                record[logical] = value
+                break
     if isinstance(record.get("message"), Mapping):  # body.structured or the like
         record["message"] = orjson.dumps(record["message"]).decode()
     return record
