@@ -2,13 +2,15 @@
 
 Run on demand (not a test):
 
-    .venv/bin/python bench/http_bench.py                 # default: 8 variants x 3 rounds, ~9 min
+    .venv/bin/python bench/http_bench.py                 # default: 8 variants x 3 rounds, ~9-10 min
     .venv/bin/python bench/http_bench.py --rounds 1 --duration 5 --variants bare,hapa-full
 
 Each run starts one uvicorn server (1 worker, 127.0.0.1, access log off, stdout to
 /dev/null), warms it up, then drives ``GET /api/v1/items/{id}`` with wrk on loopback for
-``--duration`` seconds, records req/s, p50/p99, the server's CPU time per request and its
-RSS after the run, sends SIGTERM and times the shutdown. Rounds are interleaved (every
+``--duration`` seconds (saturated, 32 connections), then for ``--paced`` seconds with 8
+connections that each wait 10 ms between requests (latency below saturation); records
+req/s, p50/p99 of both, the server's CPU time per request and its RSS after the run, sends
+SIGTERM and times the shutdown. Rounds are interleaved (every
 round runs every variant, starting at a rotating offset) so machine noise hits all
 variants alike; the table shows medians over rounds and each variant's ratio to bare in
 the same round. Variants with an OTLP endpoint get their own live receiver
@@ -153,6 +155,12 @@ VARIANTS: dict[str, Variant] = {
                 "(OTEL_TRACES_EXPORTER=none, OTEL_METRICS_EXPORTER=none)",
                 MAIN_PY, "hapa:app", sink="live",
                 env=_hapa_env(OTEL_TRACES_EXPORTER="none", OTEL_METRICS_EXPORTER="none"),
+                metrics_path="/metrics", hapa=True),
+        Variant("hapa-smallbatch", "as hapa-full with export batches of 64 "
+                "(OTEL_BSP_/OTEL_BLRP_MAX_EXPORT_BATCH_SIZE=64)",
+                MAIN_PY, "hapa:app", sink="live",
+                env=_hapa_env(OTEL_BSP_MAX_EXPORT_BATCH_SIZE="64",
+                              OTEL_BLRP_MAX_EXPORT_BATCH_SIZE="64"),
                 metrics_path="/metrics", hapa=True),
         Variant("hapa-switch", "as hapa-full with sys.setswitchinterval(0.0005)",
                 MAIN_PY, "hapa_switch:app", sink="live", env=_hapa_env(),
