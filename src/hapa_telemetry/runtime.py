@@ -12,6 +12,7 @@ import logging
 import os
 import signal
 import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -57,20 +58,33 @@ class Telemetry:
         return self.providers.force_flush(int(timeout * 1000)) and ok
 
     def shutdown(self, timeout: float = 5.0) -> None:
-        """Flush and stop exporters and writer threads (idempotent, bounded)."""
+        """Flush and stop writers and exporters, within ``timeout`` seconds (idempotent).
+
+        Local log lines are written first. Exporters then get what is left of the time
+        in a daemon thread: the SDK's batch processors do not bound their flush (each
+        queued batch may wait for the exporter's own timeout), so a dead collector must
+        not hold the process for minutes. When exports are failing, the flush is skipped.
+        """
         if self._closed:
             return
         self._closed = True
+        deadline = time.monotonic() + timeout
         if self.metrics_server is not None:
             self.metrics_server.shutdown()
             self.metrics_server.server_close()
         if self.mirror is not None:
             self.mirror.process_exit()
-        try:
-            self.providers.force_flush(int(timeout * 1000))
-            self.providers.shutdown()
-        finally:
-            self.pipeline.shutdown(timeout)
+        self.pipeline.shutdown(max(0.5, timeout / 2))
+        providers = self.providers
+
+        def stop_exporters() -> None:
+            if providers.health.healthy():
+                providers.force_flush(int(max(0.1, deadline - time.monotonic()) * 1000))
+            providers.shutdown()
+
+        worker = threading.Thread(target=stop_exporters, name="hapa-shutdown", daemon=True)
+        worker.start()
+        worker.join(max(0.1, deadline - time.monotonic()))
 
 
 _lock = threading.RLock()

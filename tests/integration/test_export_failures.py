@@ -55,3 +55,55 @@ def test_closed_otlp_port_is_reported_not_raised(tmp_path: Path) -> None:
     assert "hapa-telemetry: traces export failed" in out
     # rate-limited: one report per signal per minute, not one per batch
     assert out.count("hapa-telemetry: traces export failed") == 1
+
+
+def test_shutdown_is_bounded_when_the_collector_never_answers(tmp_path: Path) -> None:
+    """A collector that accepts and never answers cannot hold SIGTERM shutdown for minutes,
+    and every request's log line is still in the file."""
+    import socket
+    import threading
+
+    hole = socket.socket()
+    hole.bind(("127.0.0.1", 0))
+    hole.listen(64)
+    accepted: list[socket.socket] = []
+    stop_accepting = threading.Event()
+
+    def accept() -> None:
+        hole.settimeout(0.2)
+        while not stop_accepting.is_set():
+            try:
+                accepted.append(hole.accept()[0])
+            except OSError:
+                continue
+
+    threading.Thread(target=accept, daemon=True).start()
+    port = free_port()
+    proc = start(
+        [PYTHON, "-m", "uvicorn", "hapa_telemetry.demo.app:app", "--port", str(port)],
+        clean_env(
+            OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{hole.getsockname()[1]}",
+            LOG_DIRECTORY=str(tmp_path / "logs"),
+            LOG_TO_STDOUT="false",
+        ),
+        tmp_path,
+        tmp_path / "out.txt",
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_http(base + "/health", proc)
+        n = 50
+        for i in range(n):
+            assert httpx.get(f"{base}/api/v1/items/{i}").status_code == 200
+        started = time.monotonic()
+        stop(proc, timeout=60)
+        took = time.monotonic() - started
+    finally:
+        stop(proc)
+        stop_accepting.set()
+        for conn in accepted:
+            conn.close()
+        hole.close()
+    assert took < 8, f"shutdown took {took:.1f} s"  # 3 s SIGTERM budget + interpreter exit
+    lines = next((tmp_path / "logs").glob("hapa_*.log")).read_text()
+    assert lines.count('"event_type":"request_end"') == n

@@ -54,6 +54,12 @@ _SEVERITY = {
     logging.CRITICAL: SeverityNumber.FATAL,
 }
 _PRIMITIVE = (str, bool, int, float)
+# Fields an OTel log record carries elsewhere: timestamp, severity, body and trace context
+# have their own fields; service and environment are resource attributes.
+_NOT_OTEL_ATTRIBUTES = frozenset(
+    {"timestamp", "level", "message", "trace_id", "span_id", "trace_flags", "service",
+     "environment"}
+)
 
 
 def _iso(created: float) -> str:
@@ -219,7 +225,7 @@ class LogPipeline:
         assert self.otel_logger is not None
         attributes: dict[str, Any] = {}
         for key, value in event.items():
-            if key in ("timestamp", "level", "message", "trace_id", "span_id", "trace_flags"):
+            if key in _NOT_OTEL_ATTRIBUTES:
                 continue
             if value is None:
                 continue
