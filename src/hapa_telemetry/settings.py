@@ -67,6 +67,7 @@ class Settings:
     otlp_metrics_endpoint: str | None = None
     otlp_logs_endpoint: str | None = None
     otlp_protocol: str = "http/protobuf"
+    otlp_logs_trace_based: bool = True
     metric_export_interval_ms: int = 60_000
     multiprocess_dir: str | None = None
     resource_attributes: Mapping[str, str] = field(default_factory=dict)
@@ -132,6 +133,7 @@ class Settings:
             "otlp_metrics_endpoint": _signal_endpoint(env, "METRICS", base, protocol),
             "otlp_logs_endpoint": _signal_endpoint(env, "LOGS", base, protocol),
             "otlp_protocol": protocol,
+            "otlp_logs_trace_based": r.boolean("HAPA_OTLP_LOGS_TRACE_BASED", True),
             "metric_export_interval_ms": r.integer(
                 "OTEL_METRIC_EXPORT_INTERVAL", 60_000, minimum=1
             ),

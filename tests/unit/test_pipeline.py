@@ -263,3 +263,31 @@ def test_uvicorn_access_line_has_secret_query_params_redacted(harness: Harness) 
     line = harness.lines()[-1]
     assert line["logger"] == "uvicorn.access" and "page=2" in line["message"]
     assert "abc123secret" not in json.dumps(line) and "sk-zzzz" not in json.dumps(line)
+
+
+def test_otlp_logs_follow_the_trace_sampling_below_warning(harness: Harness) -> None:
+    """Below WARNING, lines of a sampled-out trace stay local; warnings and errors export."""
+    from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, use_span
+
+    unsampled = NonRecordingSpan(
+        SpanContext(trace_id=0xABC, span_id=0xDEF, is_remote=False,
+                    trace_flags=TraceFlags(TraceFlags.DEFAULT))
+    )
+    with use_span(unsampled):
+        StructuredLogger("svc").info("routine")
+        StructuredLogger("svc").warning("suspicious")
+    harness.telemetry.force_flush(5)
+    exported = [r.log_record.body for r in harness.logs.get_finished_logs()]
+    assert exported == ["suspicious"]
+    local = [line["message"] for line in harness.lines()]
+    assert local == ["routine", "suspicious"]
+    assert harness.lines()[0]["trace_id"] == format(0xABC, "032x")
+
+
+def test_otlp_attributes_are_json_for_structures(harness: Harness) -> None:
+    """Nested fields reach OTLP as JSON text, and resource duplicates are left out."""
+    StructuredLogger("svc").info("with context", context={"model": "m", "n": 1})
+    harness.telemetry.force_flush(5)
+    attrs = dict(harness.logs.get_finished_logs()[-1].log_record.attributes or {})
+    assert json.loads(attrs["context"]) == {"model": "m", "n": 1}
+    assert "service" not in attrs and "environment" not in attrs

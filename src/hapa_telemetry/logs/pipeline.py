@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any
 
+import orjson
 from opentelemetry import trace
 from opentelemetry._logs import Logger as OTelLogger
 from opentelemetry._logs import SeverityNumber
@@ -163,6 +164,7 @@ class LogPipeline:
         self.errors = 0
         self._max = settings.log_max_value_chars
         self._plain = settings.log_format == "plain"
+        self._trace_based = settings.otlp_logs_trace_based
         self._init_sinks(stream)
 
     def _init_sinks(self, stream: Any) -> None:
@@ -223,13 +225,26 @@ class LogPipeline:
 
     def _emit_otel(self, levelno: int, created: float, event: Mapping[str, Any]) -> None:
         assert self.otel_logger is not None
+        if self._trace_based and levelno < logging.WARNING:
+            # Trace-based: below WARNING, a record of a request whose trace was sampled
+            # out is not exported (its line is still on stdout and in the files).
+            ctx = trace.get_current_span().get_span_context()
+            if ctx.is_valid and not ctx.trace_flags.sampled:
+                return
         attributes: dict[str, Any] = {}
         for key, value in event.items():
-            if key in _NOT_OTEL_ATTRIBUTES:
+            if key in _NOT_OTEL_ATTRIBUTES or value is None:
                 continue
-            if value is None:
-                continue
-            attributes[key] = value if isinstance(value, _PRIMITIVE) else str(value)
+            if isinstance(value, _PRIMITIVE):
+                attributes[key] = value
+            else:
+                try:
+                    attributes[key] = orjson.dumps(value, default=str).decode()
+                except Exception:
+                    attributes[key] = str(value)
+        if event.get("line") == 0:  # the middleware's own lines: no code location to tell
+            for key in ("module", "function", "line"):
+                attributes.pop(key, None)
         event_type = attributes.get("event_type")
         self.otel_logger.emit(
             timestamp=int(created * 1e9),
