@@ -53,9 +53,24 @@ class Telemetry:
     _closed: bool = field(default=False, repr=False)
 
     def force_flush(self, timeout: float = 5.0) -> bool:
-        """Write every queued log line and export every pending span/record/metric."""
+        """Write every queued log line and export every pending span/record/metric.
+
+        Returns within about ``timeout`` seconds (False if something was left).
+        """
+        deadline = time.monotonic() + timeout
         ok = self.pipeline.flush(timeout)
-        return self.providers.force_flush(int(timeout * 1000)) and ok
+        providers = self.providers
+        result: list[bool] = []
+        worker = threading.Thread(
+            target=lambda: result.append(
+                providers.force_flush(int(max(0.1, deadline - time.monotonic()) * 1000))
+            ),
+            name="hapa-flush",
+            daemon=True,
+        )
+        worker.start()
+        worker.join(max(0.1, deadline - time.monotonic()))
+        return ok and bool(result) and result[0]
 
     def shutdown(self, timeout: float = 5.0) -> None:
         """Flush and stop writers and exporters, within ``timeout`` seconds (idempotent).
