@@ -21,14 +21,7 @@ EXIT_FAILURE = 1
 EXIT_USAGE = 2
 
 _REPORTS = ("lines", "errors", "latency", "inference")
-_EVENTS = (
-    names.EVENT_REQUEST_START,
-    names.EVENT_REQUEST_END,
-    names.EVENT_AI_INFERENCE,
-    names.EVENT_ERROR,
-    names.EVENT_CACHE_METRICS,
-    names.EVENT_PERFORMANCE_UPDATE,
-)
+_EVENTS: tuple[str, ...] = names.EVENT_TYPES
 
 _LOGS_EPILOG = """\
 reports (first word, or --report):

@@ -60,6 +60,14 @@ EVENT_AI_INFERENCE: Final = "ai_inference"
 EVENT_ERROR: Final = "error"
 EVENT_CACHE_METRICS: Final = "cache_metrics"
 EVENT_PERFORMANCE_UPDATE: Final = "performance_update"
+EVENT_TYPES: Final = (
+    EVENT_REQUEST_START,
+    EVENT_REQUEST_END,
+    EVENT_AI_INFERENCE,
+    EVENT_ERROR,
+    EVENT_CACHE_METRICS,
+    EVENT_PERFORMANCE_UPDATE,
+)
 
 LOG_FILE_PREFIX: Final = "hapa_"
 ERROR_FILE_PREFIX: Final = "error_"

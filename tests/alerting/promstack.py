@@ -16,11 +16,13 @@ import re
 import shutil
 import socket
 import subprocess
+import threading
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -310,3 +312,71 @@ def answers(url: str) -> bool:
     """True when ``url`` answers 200."""
     with urllib.request.urlopen(url, timeout=2) as response:
         return bool(response.status == 200)
+
+
+# --- shared by the alerting end-to-end tests ------------------------------------------
+
+
+@dataclass
+class Receiver:
+    """Alertmanager webhook payloads received: (monotonic time, path, body)."""
+
+    posts: list[tuple[float, str, dict[str, Any]]] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def add(self, path: str, body: dict[str, Any]) -> None:
+        with self.lock:
+            self.posts.append((time.monotonic(), path, body))
+
+    def notifications(
+        self, alertname: str, status: str
+    ) -> list[tuple[float, str, dict[str, Any]]]:
+        """(arrival, "<path> <receiver>", alert) for one alert name in one status, in
+        arrival order."""
+        with self.lock:
+            return [
+                (at, f"{path} {body.get('receiver')}", alert)
+                for at, path, body in self.posts
+                for alert in body.get("alerts", [])
+                if alert["labels"].get("alertname") == alertname and alert["status"] == status
+            ]
+
+
+def serve(handler: type[BaseHTTPRequestHandler]) -> ThreadingHTTPServer:
+    """Serve ``handler`` on 127.0.0.1:<free port> from a daemon thread."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def webhook_server(receiver: Receiver) -> ThreadingHTTPServer:
+    """A webhook endpoint that records every Alertmanager POST in ``receiver``."""
+
+    class WebhookHandler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            length = int(self.headers.get("Content-Length", 0))
+            receiver.add(self.path, json.loads(self.rfile.read(length)))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    return serve(WebhookHandler)
+
+
+def start_process(args: list[str], log: Path, **kwargs: Any) -> subprocess.Popen[bytes]:
+    """Start a process with stdout and stderr in ``log``."""
+    with log.open("wb") as out:
+        return subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, **kwargs)
+
+
+def stop_process(proc: subprocess.Popen[bytes]) -> None:
+    """Terminate a process we started (kill after 10 s)."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)

@@ -25,7 +25,6 @@ import urllib.request
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -116,64 +115,6 @@ class Load:
             return dict(self.outcomes)
 
 
-# ------------------------------------------------------------------------ the receiver
-@dataclass
-class Receiver:
-    """Alertmanager webhook payloads received: (monotonic time, path, body)."""
-
-    posts: list[tuple[float, str, dict[str, Any]]] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def add(self, path: str, body: dict[str, Any]) -> None:
-        with self.lock:
-            self.posts.append((time.monotonic(), path, body))
-
-    def notifications(
-        self, alertname: str, status: str
-    ) -> list[tuple[float, str, dict[str, Any]]]:
-        """(arrival, "<path> <receiver>", alert) for one alert name in one status, in
-        arrival order."""
-        with self.lock:
-            return [
-                (at, f"{path} {body.get('receiver')}", alert)
-                for at, path, body in self.posts
-                for alert in body.get("alerts", [])
-                if alert["labels"].get("alertname") == alertname and alert["status"] == status
-            ]
-
-
-def _receiver_server(receiver: Receiver) -> ThreadingHTTPServer:
-    class WebhookHandler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            length = int(self.headers.get("Content-Length", 0))
-            receiver.add(self.path, json.loads(self.rfile.read(length)))
-            self.send_response(200)
-            self.end_headers()
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), WebhookHandler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server
-
-
-# ---------------------------------------------------------------------------- processes
-def _start(args: list[str], log: Path, **kwargs: Any) -> subprocess.Popen[bytes]:
-    with log.open("wb") as out:
-        return subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, **kwargs)
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
-
-
 def _rules_for_direct_scrape(dest: Path) -> Path:
     """Shortened copies of the repo's rules whose job selector names the scrape job."""
     ps.shorten_rules(dest, for_="3s", window="10s")
@@ -193,7 +134,7 @@ def _rules_for_direct_scrape(dest: Path) -> Path:
 class Stack:
     demo: str
     prometheus: str
-    receiver: Receiver
+    receiver: ps.Receiver
     load: Load
     logs: list[Path]
 
@@ -230,8 +171,8 @@ class Stack:
 def stack(tmp_path: Path) -> Iterator[Stack]:
     """Demo app, Prometheus and Alertmanager (processes), webhook receiver and load
     (threads); everything stopped by PID / joined on the way out."""
-    receiver = Receiver()
-    server = _receiver_server(receiver)
+    receiver = ps.Receiver()
+    server = ps.webhook_server(receiver)
     webhook = f"http://127.0.0.1:{server.server_address[1]}"
     demo_port, am_port, prom_port = ps.free_port(), ps.free_port(), ps.free_port()
     demo = f"http://127.0.0.1:{demo_port}"
@@ -249,16 +190,16 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
     load = Load(demo)
     procs: list[subprocess.Popen[bytes]] = []
     try:
-        procs.append(_start(
+        procs.append(ps.start_process(
             [sys.executable, "-m", "uvicorn", "hapa_telemetry.demo.app:app",
              "--host", "127.0.0.1", "--port", str(demo_port), "--no-access-log"],
             logs[0], env=_demo_env(tmp_path / "demo-logs"), cwd=tmp_path))
-        procs.append(_start(
+        procs.append(ps.start_process(
             [ps.require_binary("prometheus-alertmanager"), f"--config.file={am_config}",
              f"--storage.path={tmp_path / 'am-data'}",
              f"--web.listen-address=127.0.0.1:{am_port}", "--cluster.listen-address="],
             logs[1]))
-        procs.append(_start(
+        procs.append(ps.start_process(
             [ps.require_binary("prometheus"), f"--config.file={prom_config}",
              f"--storage.tsdb.path={tmp_path / 'prom-data'}",
              f"--web.listen-address=127.0.0.1:{prom_port}",
@@ -276,7 +217,7 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
     finally:
         load.close()
         for proc in reversed(procs):
-            _stop(proc)
+            ps.stop_process(proc)
         server.shutdown()
         server.server_close()
 

@@ -6,13 +6,11 @@ recovers; HighResponseTime and HighErrorRate must arrive and then resolve."""
 
 from __future__ import annotations
 
-import json
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -71,52 +69,9 @@ class FakeApp:
 
 
 @dataclass
-class Receiver:
-    """Alertmanager webhook payloads received, with the path they were posted to."""
-
-    posts: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def add(self, path: str, body: dict[str, Any]) -> None:
-        with self.lock:
-            self.posts.append((path, body))
-
-    def notifications(self, alertname: str, status: str) -> list[tuple[str, dict[str, Any]]]:
-        """(path, alert) pairs for one alert name in one status."""
-        with self.lock:
-            return [
-                (path, alert)
-                for path, body in self.posts
-                for alert in body.get("alerts", [])
-                if alert["labels"].get("alertname") == alertname and alert["status"] == status
-            ]
-
-
-def _serve(handler: type[BaseHTTPRequestHandler]) -> ThreadingHTTPServer:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server
-
-
-def _start(args: list[str], log: Path) -> subprocess.Popen[bytes]:
-    with log.open("wb") as out:
-        return subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT)
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
-
-
-@dataclass
 class Stack:
     app: FakeApp
-    receiver: Receiver
+    receiver: ps.Receiver
     prometheus_url: str
     logs: list[Path]
 
@@ -127,7 +82,7 @@ class Stack:
 @pytest.fixture
 def stack(tmp_path: Path) -> Iterator[Stack]:
     """Fake app + webhook receiver (threads), Prometheus and Alertmanager (processes)."""
-    app, receiver = FakeApp(), Receiver()
+    app, receiver = FakeApp(), ps.Receiver()
 
     class MetricsHandler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
@@ -141,17 +96,7 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
         def log_message(self, *args: Any) -> None:
             pass
 
-    class WebhookHandler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            length = int(self.headers.get("Content-Length", 0))
-            receiver.add(self.path, json.loads(self.rfile.read(length)))
-            self.send_response(200)
-            self.end_headers()
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    servers = [_serve(MetricsHandler), _serve(WebhookHandler)]
+    servers = [ps.serve(MetricsHandler), ps.webhook_server(receiver)]
     target = f"127.0.0.1:{servers[0].server_address[1]}"
     webhook = f"http://127.0.0.1:{servers[1].server_address[1]}"
     am_port, prom_port = ps.free_port(), ps.free_port()
@@ -166,11 +111,12 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
     )
     logs = [tmp_path / "alertmanager.log", tmp_path / "prometheus.log"]
     procs = [
-        _start([ps.require_binary("prometheus-alertmanager"), f"--config.file={am_config}",
+        ps.start_process([ps.require_binary("prometheus-alertmanager"),
+                          f"--config.file={am_config}",
                 f"--storage.path={tmp_path / 'am-data'}",
                 f"--web.listen-address=127.0.0.1:{am_port}", "--cluster.listen-address="],
                logs[0]),
-        _start([ps.require_binary("prometheus"), f"--config.file={prom_config}",
+        ps.start_process([ps.require_binary("prometheus"), f"--config.file={prom_config}",
                 f"--storage.tsdb.path={tmp_path / 'prom-data'}",
                 f"--web.listen-address=127.0.0.1:{prom_port}",
                 "--rules.alert.resend-delay=1s"], logs[1]),
@@ -183,7 +129,7 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
         yield s
     finally:
         for proc in procs:
-            _stop(proc)
+            ps.stop_process(proc)
         for server in servers:
             server.shutdown()
             server.server_close()
@@ -207,8 +153,8 @@ def test_slow_then_failing_app_alerts_and_recovers(stack: Stack) -> None:
         stack.app.set(duration=3.0, error_share=0.0)
         ps.wait_until(lambda: bool(stack.receiver.notifications("HighResponseTime", "firing")),
                       60, "HighResponseTime at the webhook")
-        path, alert = stack.receiver.notifications("HighResponseTime", "firing")[0]
-        assert path == "/alerts"
+        _, path, alert = stack.receiver.notifications("HighResponseTime", "firing")[0]
+        assert path.split()[0] == "/alerts"
         assert alert["labels"]["severity"] == "warning"
         assert "(threshold 2s)" in alert["annotations"]["description"]
         p95 = float(alert["annotations"]["description"].split(" is ")[1].split("s ")[0])
@@ -218,8 +164,8 @@ def test_slow_then_failing_app_alerts_and_recovers(stack: Stack) -> None:
         stack.app.set(duration=3.0, error_share=0.5)
         ps.wait_until(lambda: bool(stack.receiver.notifications("HighErrorRate", "firing")),
                       60, "HighErrorRate at the webhook")
-        path, alert = stack.receiver.notifications("HighErrorRate", "firing")[0]
-        assert path == "/alerts/critical"
+        _, path, alert = stack.receiver.notifications("HighErrorRate", "firing")[0]
+        assert path.split()[0] == "/alerts/critical"
         assert alert["labels"]["severity"] == "critical"
         assert alert["annotations"]["description"].split(" of API")[0].endswith("%")
 

@@ -31,14 +31,7 @@ _ESCAPED_BY_SOME = set('"\\<>&')
 
 _TRACE_ID = re.compile(r"^[0-9a-fA-F]{8,32}$")
 
-KNOWN_EVENTS: tuple[str, ...] = (
-    names.EVENT_REQUEST_START,
-    names.EVENT_REQUEST_END,
-    names.EVENT_AI_INFERENCE,
-    names.EVENT_ERROR,
-    names.EVENT_CACHE_METRICS,
-    names.EVENT_PERFORMANCE_UPDATE,
-)
+KNOWN_EVENTS: tuple[str, ...] = names.EVENT_TYPES
 
 
 def _plain(value: str) -> bool:
