@@ -7,7 +7,8 @@ Three entry points (names of our own, so the package coexists with
 - :class:`HapaDistro` only ``setdefault``s environment variables the user has not set and
   skips contrib's global FastAPI/Starlette instrumentors (their server span and HTTP
   metrics would duplicate ours; FastAPI apps are instrumented by the entry below, which
-  uses FastAPI's native telemetry or contrib's per-app instrumentation as fits).
+  uses FastAPI's native telemetry or contrib's per-app instrumentation as fits) and the
+  logging instrumentor (records would reach OTLP twice).
 - :class:`HapaConfigurator` runs :func:`hapa_telemetry.configure` from the environment.
 - :class:`HapaFastAPIInstrumentor` makes every ``FastAPI()`` call
   :func:`hapa_telemetry.instrument_fastapi` on itself (idempotent, so an app that also
@@ -27,8 +28,10 @@ from opentelemetry.instrumentation.instrumentor import (  # type: ignore[attr-de
 )
 from opentelemetry.sdk._configuration import _BaseConfigurator
 
-# contrib instrumentors whose work the package does per app instead
-_REPLACED = frozenset({"fastapi", "starlette"})
+# contrib instrumentors whose work the package does itself: FastAPI/Starlette per app
+# (one server span, no duplicate HTTP metrics); logging (the package's handler already
+# writes trace ids and bridges records to OTLP — contrib's would export each one again)
+_REPLACED = frozenset({"fastapi", "starlette", "logging"})
 
 DEFAULTS = {
     # The standard OTLP default is http/protobuf; opentelemetry-distro sets grpc.

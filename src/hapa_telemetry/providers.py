@@ -1,8 +1,9 @@
 """Tracer, meter and logger providers: built once, idempotently, never twice globally.
 
-The package owns the MeterProvider of its instruments (so /metrics works whatever else
-is installed) and reuses an SDK TracerProvider that someone already set globally (e.g.
-another distro's configurator) instead of creating a second one.
+The package owns the MeterProvider of its instruments (private, not global: /metrics
+works whatever else is installed and shows nothing else) and reuses an SDK TracerProvider
+that someone already set globally (e.g. another distro's configurator) instead of
+creating a second one.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from opentelemetry import _logs, metrics, trace
+from opentelemetry import _logs, trace
 from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk._logs.export import (
     BatchLogRecordProcessor,
@@ -142,8 +143,9 @@ def build_providers(
         resource=resource, metric_readers=readers, views=views(), shutdown_on_exit=False
     )
     owned.append(meter_provider)
-    if set_global and _is_unset(metrics.get_meter_provider()):
-        metrics.set_meter_provider(meter_provider)
+    # Deliberately NOT set as the global MeterProvider: /metrics must show exactly the
+    # package's families, and instrumentations that `opentelemetry-bootstrap` adds
+    # (system-metrics, httpx, asyncio, ...) would record into a global one.
 
     # -- logs -----------------------------------------------------------------------------
     logger_provider: LoggerProvider | None = None

@@ -44,7 +44,10 @@ RESERVED = frozenset(
 # Attributes every LogRecord has; anything else in record.__dict__ came from extra=.
 _STANDARD_ATTRS = frozenset(
     logging.LogRecord("x", 0, "x", 0, "x", None, None).__dict__
-) | {"message", "asctime", FIELDS_ATTR, "taskName", "color_message"}
+) | {"message", "asctime", FIELDS_ATTR, "taskName", "color_message"} | {
+    # added by contrib's logging instrumentation; we write trace_id/span_id ourselves
+    "otelSpanID", "otelTraceID", "otelTraceSampled", "otelServiceName",
+}
 _N_STANDARD = len(logging.LogRecord("x", 0, "x", 0, "x", None, None).__dict__)
 
 _SEVERITY = {
