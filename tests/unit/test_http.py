@@ -268,3 +268,41 @@ async def test_app_routes_for_metrics_and_health_win(harness: Harness) -> None:
     async with client(app) as c:
         assert (await c.get("/health")).json() == {"mine": "yes"}
         assert (await c.get("/metrics")).status_code == 200
+
+
+async def test_server_span_follows_http_semantic_conventions(harness: Harness) -> None:
+    """One SERVER span per request, named by route, with status and error recorded."""
+    async with client(make_app()) as c:
+        await c.get("/api/v1/items/3?x=1")
+        await c.get("/boom")
+        await c.get("/nowhere")
+    spans = {s.name: s for s in harness.spans.get_finished_spans() if s.kind.name == "SERVER"}
+    assert set(spans) == {"GET /api/v1/items/{item_id}", "GET /boom", "GET"}
+    ok = spans["GET /api/v1/items/{item_id}"].attributes or {}
+    assert ok["http.request.method"] == "GET" and ok["http.response.status_code"] == 200
+    assert ok["url.path"] == "/api/v1/items/3" and ok["http.route"] == "/api/v1/items/{item_id}"
+    boom = spans["GET /boom"]
+    assert boom.status.status_code.name == "ERROR"
+    assert (boom.attributes or {})["error.type"] == "KeyError"
+    assert any(e.name == "exception" for e in boom.events)
+    assert (spans["GET"].attributes or {})["http.response.status_code"] == 404
+
+
+async def test_operation_spans_use_fastapi_native_telemetry(harness: Harness) -> None:
+    """With operation spans wanted, FastAPI's native telemetry makes the server span
+    (and its operation spans) and the package makes none of its own."""
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from hapa_telemetry import runtime
+
+    runtime._reset_for_tests()
+    spans = InMemorySpanExporter()
+    runtime.configure(set_global=False, span_exporter=spans, log_directory=None,
+                      log_to_stdout=False, operation_spans=True)
+    async with client(make_app()) as c:
+        assert (await c.get("/api/v1/items/4")).status_code == 200
+    finished = spans.get_finished_spans()
+    server = [s for s in finished if s.kind.name == "SERVER"]
+    assert len(server) == 1
+    assert server[0].instrumentation_scope.name == "fastapi"
+    assert len(finished) > 1  # operation spans too

@@ -48,9 +48,14 @@ def instrument_fastapi(app: Any, **overrides: Any) -> Any:
     s = t.settings
     # uvicorn configures its loggers after a zero-code configure(): route them again.
     runtime.route_framework_loggers()
+    # The server span: ours (cheapest), unless contrib's OpenTelemetryMiddleware is in
+    # the stack (another distro instrumented the class) or FastAPI's native operation
+    # spans are wanted — then that instrumentation makes it and ours steps aside.
+    contrib = _contrib_instrumented(app)
+    native_spans = has_native_telemetry(app) and s.operation_spans and not contrib
     if has_native_telemetry(app):
         app._telemetry.update(
-            tracing=True,
+            tracing=native_spans,
             metrics=False,
             logs=False,
             operation_spans=s.operation_spans,
@@ -59,20 +64,15 @@ def instrument_fastapi(app: Any, **overrides: Any) -> Any:
             tracer_provider=None if t.global_providers else t.providers.tracer_provider,
             exclude=_exclude(frozenset({s.metrics_path, s.health_path})),
         )
-    elif not _contrib_instrumented(app):
-        from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
-        from opentelemetry.metrics import NoOpMeterProvider
-
-        FastAPIInstrumentor.instrument_app(
-            app,
-            tracer_provider=t.providers.tracer_provider,
-            meter_provider=NoOpMeterProvider(),
-            excluded_urls=",".join((s.metrics_path, s.health_path)),
-        )
     endpoints: dict[str, Any] = {s.health_path: Route(s.health_path, health_endpoint)}
     if s.enable_metrics:
         endpoints[s.metrics_path] = Route(s.metrics_path, metrics_endpoint)
-    app.add_middleware(TelemetryMiddleware, endpoints=endpoints, owner=app)
+    app.add_middleware(
+        TelemetryMiddleware,
+        endpoints=endpoints,
+        owner=app,
+        tracing=not (native_spans or contrib),
+    )
     setattr(app.state, _MARK, True)
     return app
 

@@ -19,6 +19,7 @@ from opentelemetry import trace
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hapa_telemetry import context, names, runtime
+from hapa_telemetry.fastapi import server_span as server_span_mod
 from hapa_telemetry.instruments import UNMATCHED_ENDPOINT, fold_method
 from hapa_telemetry.logs.pipeline import FIELDS_ATTR
 
@@ -64,8 +65,10 @@ class TelemetryMiddleware:
         *,
         endpoints: Mapping[str, ASGIApp] | None = None,
         owner: Any = None,
+        tracing: bool = True,
     ) -> None:
         self.app = app
+        self.tracing = tracing
         self.endpoints: dict[str, ASGIApp] = dict(endpoints or {})
         self.exclude_paths = frozenset(self.endpoints)
         self._owner = owner
@@ -90,12 +93,13 @@ class TelemetryMiddleware:
             return
         scope[_SCOPE_MARK] = True
         t = runtime.get()
+        method = fold_method(scope["method"])
+        server_span = server_span_mod.start(scope, method, t.tracer) if self.tracing else None
         request_id = context.sane_request_id(_header(scope, b"x-request-id"))
         token = context.start_request(request_id)
         span = trace.get_current_span()
         if span.is_recording():
             span.set_attribute("http.request.id", request_id)
-        method = fold_method(scope["method"])
         client = scope.get("client")
         client_ip = client[0] if client else None
         started = time.perf_counter()
@@ -136,25 +140,22 @@ class TelemetryMiddleware:
         error: BaseException | None = None
         try:
             await self.app(scope, receive_wrapper, send_wrapper)
-        except (asyncio.CancelledError, KeyboardInterrupt) as exc:
-            error = exc
-            raise
         except BaseException as exc:
             error = exc
             raise
         finally:
             duration = time.perf_counter() - started
+            endpoint = route_template(scope)
+            status = state["status"]
+            if status is None:  # no response: an exception, or the client went away
+                status = (
+                    500
+                    if error is not None and not isinstance(error, asyncio.CancelledError)
+                    else _CLIENT_CLOSED
+                )
             try:
                 if not state["start_logged"]:
                     log_start()
-                endpoint = route_template(scope)
-                status = state["status"]
-                if error is not None and status is None:
-                    status = (
-                        _CLIENT_CLOSED if isinstance(error, asyncio.CancelledError) else 500
-                    )
-                elif status is None:
-                    status = _CLIENT_CLOSED  # app returned without a response: disconnect
                 if error is not None and isinstance(error, Exception):
                     _log_exception(error, method, endpoint)
                     instruments.error(type(error).__name__)
@@ -177,6 +178,11 @@ class TelemetryMiddleware:
                 t.pipeline.errors += 1
             finally:
                 context.end_request(token)
+                if server_span is not None:
+                    try:
+                        server_span_mod.end(server_span, method, endpoint, status, error)
+                    except Exception:
+                        t.pipeline.errors += 1
 
 
 def _emit(level: int, message: str, created: float | None, fields: dict[str, Any]) -> None:
