@@ -38,10 +38,7 @@ def bind(**fields: Any) -> None:
     """
     if not fields:
         return
-    current = _bound.get()
-    merged = dict(current)
-    merged.update(fields)
-    _bound.set(MappingProxyType(merged))
+    _set(fields)
     span = trace.get_current_span()
     if span.is_recording():
         for key, value in fields.items():
