@@ -125,26 +125,21 @@ class Instruments:
             callbacks=[self._observe_errors],
             description="API errors by exception type",
         )
-        meter.create_observable_gauge(
-            names.CACHE_HIT_RATE,
-            callbacks=[self._observe_cache],
-            description="Cache hit rate in percent (0-100)",
-        )
-        meter.create_observable_gauge(
-            names.SYSTEM_CPU_PERCENT,
-            callbacks=[self._observe_cpu],
-            description="System CPU utilisation in percent",
-        )
-        meter.create_observable_gauge(
-            names.SYSTEM_MEMORY_PERCENT,
-            callbacks=[self._observe_memory],
-            description="System memory utilisation in percent",
-        )
-        meter.create_observable_gauge(
-            names.SYSTEM_DISK_PERCENT,
-            callbacks=[self._observe_disk],
-            description="Disk utilisation in percent of the root filesystem",
-        )
+        for name, callback, description in (
+            (names.CACHE_HIT_RATE, self._observe_cache, "Cache hit rate in percent (0-100)"),
+            (names.SYSTEM_CPU_PERCENT, self._observe_cpu, "System CPU utilisation in percent"),
+            (
+                names.SYSTEM_MEMORY_PERCENT,
+                self._observe_memory,
+                "System memory utilisation in percent",
+            ),
+            (
+                names.SYSTEM_DISK_PERCENT,
+                self._observe_disk,
+                "Disk utilisation in percent of the root filesystem",
+            ),
+        ):
+            meter.create_observable_gauge(name, callbacks=[callback], description=description)
         meter.create_observable_counter(
             names.TELEMETRY_EXPORT_TOTAL,
             callbacks=[self._observe_exports],
