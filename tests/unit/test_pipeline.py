@@ -291,3 +291,43 @@ def test_otlp_attributes_are_json_for_structures(harness: Harness) -> None:
     attrs = dict(harness.logs.get_finished_logs()[-1].log_record.attributes or {})
     assert json.loads(attrs["context"]) == {"model": "m", "n": 1}
     assert "service" not in attrs and "environment" not in attrs
+
+
+def test_structured_formatter_in_a_dictconfig_and_seed_helpers(harness: Harness) -> None:
+    """StructuredFormatter works from a dictConfig like the seed's; setup_logging() keeps
+    one handler; get_prometheus_metrics() returns the Prometheus text."""
+    import logging.config
+
+    buf = io.StringIO()
+    logging.config.dictConfig(
+        {
+            "version": 1,
+            "disable_existing_loggers": False,
+            "formatters": {"structured": {"()": hapa_telemetry.StructuredFormatter}},
+            "handlers": {
+                "mine": {"class": "logging.StreamHandler", "formatter": "structured",
+                         "stream": buf}
+            },
+            "loggers": {"seedstyle": {"handlers": ["mine"], "level": "INFO",
+                                      "propagate": False}},
+        }
+    )
+    try:
+        logging.getLogger("seedstyle").info("formatted", extra={"user_id": "u5"})
+        with harness.telemetry.tracer.start_as_current_span("s") as span:
+            logging.getLogger("seedstyle").warning("in span token=abcdef1234567890")
+    finally:
+        logging.getLogger("seedstyle").handlers.clear()
+    first, second = (json.loads(x) for x in buf.getvalue().splitlines())
+    assert list(first)[:4] == ["timestamp", "level", "logger", "message"]
+    assert first["user_id"] == "u5" and first["logger"] == "seedstyle"
+    assert second["trace_id"] == format(span.get_span_context().trace_id, "032x")
+    assert "abcdef1234567890" not in second["message"]
+
+    hapa_telemetry.setup_logging()
+    from hapa_telemetry.logs.pipeline import HapaHandler
+
+    assert sum(isinstance(h, HapaHandler) for h in logging.getLogger().handlers) == 1
+    APIMonitor().log_request_end("GET", "/x", 200, 0.1)
+    text = hapa_telemetry.get_prometheus_metrics().decode()
+    assert 'api_requests_total{endpoint="/x",method="GET",status="200"} 1.0' in text
