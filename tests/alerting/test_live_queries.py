@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import time
 import urllib.error
@@ -90,23 +89,17 @@ def demo(tmp_path: Path) -> Iterator[str]:
         "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
         "OTEL_METRIC_EXPORT_INTERVAL": "2000",
     }
-    log = tmp_path / "demo.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "hapa_telemetry.demo.app:app",
-             "--host", parsed.hostname or "127.0.0.1", "--port", str(parsed.port or 8000)],
-            stdout=out, stderr=subprocess.STDOUT, env=env,
-        )
+    proc = ps.start_process(
+        [sys.executable, "-m", "uvicorn", "hapa_telemetry.demo.app:app",
+         "--host", parsed.hostname or "127.0.0.1", "--port", str(parsed.port or 8000)],
+        tmp_path / "demo.log",
+        env=env,
+    )
     try:
         ps.wait_until(lambda: ps.answers(f"{DEMO}/health"), 30, f"demo at {DEMO}")
         yield DEMO
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
+        ps.stop_process(proc)
 
 
 def _live_exprs() -> list[tuple[str, str]]:
