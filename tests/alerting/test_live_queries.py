@@ -75,7 +75,7 @@ def _demo_traffic() -> None:
 def demo(tmp_path: Path) -> Iterator[str]:
     """The demo app's URL: the running one, or one this fixture starts and stops."""
     try:
-        running = ps.answers(f"{DEMO}/health")
+        running = ps.answers(f"{DEMO}/metrics")
     except OSError:
         running = False
     if running:
@@ -96,7 +96,7 @@ def demo(tmp_path: Path) -> Iterator[str]:
         env=env,
     )
     try:
-        ps.wait_until(lambda: ps.answers(f"{DEMO}/health"), 30, f"demo at {DEMO}")
+        ps.wait_until(lambda: ps.answers(f"{DEMO}/metrics"), 30, f"demo at {DEMO}")
         yield DEMO
     finally:
         ps.stop_process(proc)
