@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -39,41 +39,12 @@ from hapa_telemetry.settings.kinds import (
     Words,
 )
 from hapa_telemetry.settings.kinds import parse_size as _parse_size
+from hapa_telemetry.settings.resolve import Derive, Finish, Resolver, Row, SettingsError
 
 ClientIpPolicy = Literal["keep", "anonymize", "drop"]
 LogFormat = Literal["json", "plain"]
 
 __all__ = ["Settings", "SettingsError", "parse_size", "setting_from_env"]
-
-
-class SettingsError(ValueError):
-    """A configuration value is invalid; the message names the variable and the value.
-
-    ``invalid LOG_LEVEL='x': expected one of DEBUG, …`` for an environment variable,
-    ``invalid metrics_port=70000 (argument): expected a port 0-65535`` for an argument.
-    """
-
-    def __init__(
-        self, variable: str, value: object, expected: str, *, argument: bool = False
-    ) -> None:
-        where = " (argument)" if argument else ""
-        super().__init__(f"invalid {variable}={value!r}{where}: expected {expected}")
-        self.variable = variable
-        self.value = value
-        self.expected = expected
-        self.argument = argument
-
-
-Derive = Callable[["_Resolver"], Any]
-Finish = Callable[["_Resolver", Any], Any]
-
-
-@dataclass(frozen=True)
-class _Row:
-    env: tuple[str, ...]
-    kind: Kind
-    derive: Derive | None
-    finish: Finish | None
 
 
 def _setting(
@@ -84,7 +55,7 @@ def _setting(
     finish: Finish | None = None,
 ) -> Any:
     """One row of the table (a dataclass field carrying its variables and kind)."""
-    meta = {"row": _Row(env, kind, derive, finish)}
+    meta = {"row": Row(env, kind, derive, finish)}
     if isinstance(default, (dict, list)):
         frozen = default
         return field(default_factory=lambda: type(frozen)(frozen), metadata=meta)
@@ -95,7 +66,7 @@ def _resource(key: str) -> Derive:
     return lambda r: r.get("resource_attributes").get(key)
 
 
-def _environment(r: _Resolver) -> str:
+def _environment(r: Resolver) -> str:
     attrs = r.get("resource_attributes")
     found = attrs.get("deployment.environment.name") or attrs.get("deployment.environment")
     return str(found or ("development" if r.get("debug") else "production"))
@@ -298,7 +269,7 @@ class Settings:
         unknown = set(overrides) - set(_rows())
         if unknown:
             raise TypeError(f"unknown setting(s): {', '.join(sorted(unknown))}")
-        r = _Resolver(os.environ if environ is None else environ, overrides)
+        r = Resolver(_rows(), _default, os.environ if environ is None else environ, overrides)
         values = {name: r.get(name) for name in _rows()}
         try:
             return cls(**values, notices=otlp.notices(r))
@@ -311,82 +282,8 @@ class Settings:
             ) from None
 
 
-def _rows() -> dict[str, _Row]:
+def _rows() -> dict[str, Row]:
     return {f.name: f.metadata["row"] for f in dataclasses.fields(Settings) if "row" in f.metadata}
-
-
-@dataclass(frozen=True)
-class _Origin:
-    label: str  # the environment variable, or the argument's name
-    raw: Any
-    argument: bool
-
-
-class _Unset:
-    pass
-
-
-_UNSET = _Unset()
-
-
-class _Resolver:
-    """Resolves each setting once, on demand, so rules may use other settings."""
-
-    def __init__(self, env: Mapping[str, str], overrides: Mapping[str, Any]) -> None:
-        self.env, self.overrides, self.rows = env, overrides, _rows()
-        self._explicit: dict[str, Any] = {}
-        self._origins: dict[str, _Origin] = {}
-        self._values: dict[str, Any] = {}
-        self._busy: set[str] = set()
-
-    def _given(self, name: str) -> Any:
-        """The argument, else the first set environment variable, parsed; or _UNSET."""
-        if name in self._explicit:
-            return self._explicit[name]
-        row, value = self.rows[name], _UNSET
-        if name in self.overrides:
-            raw = self.overrides[name]
-            self._origins[name] = _Origin(name, raw, True)
-            try:
-                value = row.kind.from_argument(raw)
-            except Invalid as exc:
-                raise SettingsError(name, raw, exc.expected, argument=True) from None
-        else:
-            for variable in row.env:
-                text = self.env.get(variable)
-                if text is None or not text.strip():
-                    continue  # set but empty counts as unset (as the OTel spec says)
-                self._origins[name] = _Origin(variable, text, False)
-                try:
-                    value = row.kind.parse(text.strip())
-                except Invalid as exc:
-                    raise SettingsError(variable, text, exc.expected) from None
-                break
-        self._explicit[name] = value
-        return value
-
-    def explicit(self, name: str) -> Any:
-        value = self._given(name)
-        return None if value is _UNSET else value
-
-    def origin(self, name: str) -> _Origin | None:
-        self._given(name)
-        return self._origins.get(name)
-
-    def get(self, name: str) -> Any:
-        if name in self._values:
-            return self._values[name]
-        if name in self._busy:
-            raise RuntimeError(f"settings rule cycle at {name}")
-        self._busy.add(name)
-        row, value = self.rows[name], self._given(name)
-        if value is _UNSET:
-            value = row.derive(self) if row.derive is not None else _default(name)
-        if row.finish is not None:
-            value = row.finish(self, value)
-        self._values[name] = value
-        self._busy.discard(name)
-        return value
 
 
 def _default(name: str) -> Any:
@@ -406,7 +303,7 @@ def parse_size(raw: str, variable: str = "LOG_MAX_SIZE") -> int:
 
 def setting_from_env(name: str, environ: Mapping[str, str] | None = None) -> Any:
     """One setting from the environment alone (for tools that need only that one)."""
-    r = _Resolver(os.environ if environ is None else environ, {})
+    r = Resolver(_rows(), _default, os.environ if environ is None else environ, {})
     value = r.get(name)
     try:
         _rows()[name].kind.check(value)

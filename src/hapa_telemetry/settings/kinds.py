@@ -108,10 +108,12 @@ class Int(Kind):
 class Float(Kind):
     def __init__(self, minimum: float, maximum: float | None = None, *, above: bool = False):
         self.minimum, self.maximum, self.above = minimum, maximum, above
-        low = f"> {minimum:g}" if above else f">= {minimum:g}"
-        self.expected = (
-            f"a number {minimum:g}-{maximum:g}" if maximum is not None else f"a number {low}"
-        )
+        if maximum is None:
+            self.expected = f"a number {'>' if above else '>='} {minimum:g}"
+        elif above:
+            self.expected = f"a number > {minimum:g} and <= {maximum:g}"
+        else:
+            self.expected = f"a number {minimum:g}-{maximum:g}"
 
     def parse(self, raw: str) -> Any:
         try:

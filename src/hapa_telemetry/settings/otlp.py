@@ -14,39 +14,16 @@ once at start-up (:func:`notices`), never silently guessed.
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any
 from urllib.parse import urlsplit
+
+from hapa_telemetry.settings.resolve import Origin, Resolver
 
 SIGNALS = ("traces", "metrics", "logs")
 PROTOCOLS = ("grpc", "http/protobuf", "http/json")
 DEFAULT_PROTOCOL = "http/protobuf"
 _PORT_PROTOCOL = {4317: "grpc", 4318: "http/protobuf"}
 _PORT_NAME = {4317: "OTLP/gRPC", 4318: "OTLP/HTTP"}
-
-
-class Origin(Protocol):
-    """Where a resolved value came from (see ``Resolver.origin``)."""
-
-    @property
-    def label(self) -> str:
-        """The environment variable, or the argument's name."""
-
-    @property
-    def raw(self) -> Any:
-        """The value as given."""
-
-
-class Values(Protocol):
-    """The part of the settings resolver the OTLP rules need."""
-
-    def get(self, name: str) -> Any:
-        """The resolved value of a setting."""
-
-    def explicit(self, name: str) -> Any:
-        """The argument's or the environment's value, None when neither is given."""
-
-    def origin(self, name: str) -> Origin | None:
-        """Where the setting came from; None when it is the default."""
 
 
 def port_of(url: str | None) -> int | None:
@@ -65,13 +42,13 @@ def inferred_protocol(url: str | None) -> str | None:
     return _PORT_PROTOCOL.get(port) if port is not None else None
 
 
-def _endpoint_url(r: Values, signal: str) -> str | None:
+def _endpoint_url(r: Resolver, signal: str) -> str | None:
     """The URL this signal's protocol is decided on: its own endpoint, else the base."""
     own = r.explicit(f"otlp_{signal}_endpoint")
     return str(own) if own is not None else r.get("otlp_endpoint")
 
 
-def protocol(r: Values, signal: str) -> str:
+def protocol(r: Resolver, signal: str) -> str:
     """Default of ``otlp_<signal>_protocol`` when the signal's own variable is unset."""
     chosen = r.get("otlp_protocol")
     if chosen:
@@ -79,7 +56,7 @@ def protocol(r: Values, signal: str) -> str:
     return inferred_protocol(_endpoint_url(r, signal)) or DEFAULT_PROTOCOL
 
 
-def endpoint(r: Values, signal: str) -> str | None:
+def endpoint(r: Resolver, signal: str) -> str | None:
     """Default of ``otlp_<signal>_endpoint``: derived from the base endpoint."""
     base = r.get("otlp_endpoint")
     if not base:
@@ -89,7 +66,7 @@ def endpoint(r: Values, signal: str) -> str | None:
     return str(base).rstrip("/") + "/v1/" + signal
 
 
-def exporter_on(r: Values, signal: str, value: Any) -> Any:
+def exporter_on(r: Resolver, signal: str, value: Any) -> Any:
     """The endpoint, unless ``OTEL_<SIGNAL>_EXPORTER`` leaves OTLP out (e.g. ``none``)."""
     return value if "otlp" in r.get(f"{signal}_exporter") else None
 
@@ -100,7 +77,7 @@ def _named(origin: Origin | None, fallback: Any) -> str:
     return f"{origin.label}={origin.raw}"
 
 
-def notices(r: Values) -> tuple[str, ...]:
+def notices(r: Resolver) -> tuple[str, ...]:
     """What to say once at start-up about the OTLP protocols.
 
     One line when a protocol was inferred from a port; one line per protocol/port
