@@ -44,7 +44,7 @@ from hapa_telemetry.settings.resolve import Derive, Finish, Resolver, Row, Setti
 ClientIpPolicy = Literal["keep", "anonymize", "drop"]
 LogFormat = Literal["json", "plain"]
 
-__all__ = ["Settings", "SettingsError", "parse_size", "setting_from_env"]
+__all__ = ["Settings", "SettingsError", "default_of", "parse_size", "setting_from_env"]
 
 
 def _setting(
@@ -63,13 +63,14 @@ def _setting(
 
 
 def _resource(key: str) -> Derive:
-    return lambda r: r.get("resource_attributes").get(key)
+    """Rule: the value of an ``OTEL_RESOURCE_ATTRIBUTES`` key (else the default)."""
+    return lambda r: r.get("resource_attributes").get(key) or None
 
 
-def _environment(r: Resolver) -> str:
+def _environment(r: Resolver) -> str | None:
     attrs = r.get("resource_attributes")
     found = attrs.get("deployment.environment.name") or attrs.get("deployment.environment")
-    return str(found or ("development" if r.get("debug") else "production"))
+    return str(found) if found else ("development" if r.get("debug") else None)
 
 
 def _signal(signal: str) -> tuple[Any, Any, Any]:
@@ -117,19 +118,18 @@ class Settings:
     )
     service_name: str = _setting(
         names.DEFAULT_SERVICE_NAME, "OTEL_SERVICE_NAME", kind=Text(),
-        derive=lambda r: _resource("service.name")(r) or names.DEFAULT_SERVICE_NAME,
+        derive=_resource("service.name"),
     )  # fmt: skip
     service_version: str = _setting(
-        "unknown", "SERVICE_VERSION", kind=Text(),
-        derive=lambda r: _resource("service.version")(r) or "unknown",
-    )  # fmt: skip
+        "unknown", "SERVICE_VERSION", kind=Text(), derive=_resource("service.version")
+    )
     debug: bool = _setting(False, "DEBUG", kind=Bool())
     environment: str = _setting("production", "ENVIRONMENT", kind=Text(), derive=_environment)
     # -- log lines ------------------------------------------------------------------------
     log_level: str = _setting("INFO", "LOG_LEVEL", kind=Level())
     log_format: LogFormat = _setting(  # noqa: RUF009
         "json", "LOG_FORMAT", kind=Choice("json", "plain"),
-        derive=lambda r: "plain" if r.get("debug") else "json",
+        derive=lambda r: "plain" if r.get("debug") else None,
     )  # fmt: skip
     log_to_stdout: bool = _setting(True, "LOG_TO_STDOUT", kind=Bool())
     log_directory: str | None = _setting(
@@ -225,7 +225,7 @@ class Settings:
     )
     blrp_max_export_batch_size: int = _setting(
         128, "OTEL_BLRP_MAX_EXPORT_BATCH_SIZE", kind=Int(1),
-        derive=lambda r: min(128, r.get("log_queue_size")),
+        derive=lambda r: min(r.default("blrp_max_export_batch_size"), r.get("log_queue_size")),
     )  # fmt: skip
     # -- not settings: what load() found worth saying once at start-up --------------------
     notices: tuple[str, ...] = field(default=(), compare=False, repr=False)
@@ -269,7 +269,7 @@ class Settings:
         unknown = set(overrides) - set(_rows())
         if unknown:
             raise TypeError(f"unknown setting(s): {', '.join(sorted(unknown))}")
-        r = Resolver(_rows(), _default, os.environ if environ is None else environ, overrides)
+        r = Resolver(_rows(), default_of, os.environ if environ is None else environ, overrides)
         values = {name: r.get(name) for name in _rows()}
         try:
             return cls(**values, notices=otlp.notices(r))
@@ -286,7 +286,8 @@ def _rows() -> dict[str, Row]:
     return {f.name: f.metadata["row"] for f in dataclasses.fields(Settings) if "row" in f.metadata}
 
 
-def _default(name: str) -> Any:
+def default_of(name: str) -> Any:
+    """The table's default value of one setting (rules over other settings not applied)."""
     f = Settings.__dataclass_fields__[name]
     if f.default_factory is not dataclasses.MISSING:
         return f.default_factory()
@@ -303,7 +304,7 @@ def parse_size(raw: str, variable: str = "LOG_MAX_SIZE") -> int:
 
 def setting_from_env(name: str, environ: Mapping[str, str] | None = None) -> Any:
     """One setting from the environment alone (for tools that need only that one)."""
-    r = Resolver(_rows(), _default, os.environ if environ is None else environ, {})
+    r = Resolver(_rows(), default_of, os.environ if environ is None else environ, {})
     value = r.get(name)
     try:
         _rows()[name].kind.check(value)

@@ -48,12 +48,13 @@ def _endpoint_url(r: Resolver, signal: str) -> str | None:
     return str(own) if own is not None else r.get("otlp_endpoint")
 
 
-def protocol(r: Resolver, signal: str) -> str:
-    """Default of ``otlp_<signal>_protocol`` when the signal's own variable is unset."""
+def protocol(r: Resolver, signal: str) -> str | None:
+    """Rule for ``otlp_<signal>_protocol`` when the signal's own variable is unset: the
+    general protocol, else the one of the endpoint's port, else (None) the default."""
     chosen = r.get("otlp_protocol")
     if chosen:
         return str(chosen)
-    return inferred_protocol(_endpoint_url(r, signal)) or DEFAULT_PROTOCOL
+    return inferred_protocol(_endpoint_url(r, signal))
 
 
 def endpoint(r: Resolver, signal: str) -> str | None:

@@ -43,7 +43,7 @@ class Row:
 
     env: tuple[str, ...]
     kind: Kind
-    derive: Derive | None  # the default as a rule over other settings
+    derive: Derive | None  # a rule over other settings; None from it = the default
     finish: Finish | None  # applied to every resolved value (e.g. "exporter none")
 
 
@@ -129,7 +129,9 @@ class Resolver:
         self._busy.add(name)
         row, value = self.rows[name], self._given(name)
         if value is _UNSET:
-            value = row.derive(self) if row.derive is not None else self.default(name)
+            value = row.derive(self) if row.derive is not None else None
+            if value is None:  # no rule, or the rule does not apply: the default
+                value = self.default(name)
         if row.finish is not None:
             value = row.finish(self, value)
         self._values[name] = value
