@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from hapa_telemetry import names
+from hapa_telemetry.settings import default_of, setting_from_env
 
 PROG = "hapa-telemetry"
 EXIT_OK = 0
@@ -180,7 +181,7 @@ def _run_logs(parser: argparse.ArgumentParser, argv: list[str]) -> int:
         parser.error("--index needs --es URL")
     settings: dict[str, Any] = {
         "report": report,
-        "inputs": inputs or [os.environ.get("LOG_DIRECTORY") or "logs"],
+        "inputs": inputs or [setting_from_env("log_directory") or default_of("log_directory")],
         "json": options.json,
         "limit": options.limit,
         "wide": options.wide,

@@ -34,8 +34,8 @@ from opentelemetry.sdk._configuration import _BaseConfigurator
 _REPLACED = frozenset({"fastapi", "starlette", "logging"})
 
 DEFAULTS = {
-    # The standard OTLP default is http/protobuf; opentelemetry-distro sets grpc.
-    "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+    # No OTEL_EXPORTER_OTLP_PROTOCOL default here: unset, the settings choose it from the
+    # endpoint's port (4317 gRPC, 4318 HTTP, else the spec's http/protobuf).
     "OTEL_TRACES_SAMPLER": "parentbased_always_on",
 }
 

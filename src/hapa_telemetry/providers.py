@@ -9,7 +9,7 @@ creating a second one.
 from __future__ import annotations
 
 import importlib
-import os
+import sys
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,8 +23,9 @@ from opentelemetry.sdk._logs.export import (
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetricReader
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace import TracerProvider, sampling
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor, SpanExporter
+from opentelemetry.sdk.trace.sampling import Sampler
 from prometheus_client import CollectorRegistry
 
 from hapa_telemetry.exporting import (
@@ -35,16 +36,6 @@ from hapa_telemetry.exporting import (
 )
 from hapa_telemetry.instruments import views
 from hapa_telemetry.settings import Settings
-
-_OTLP_TIMEOUT_S = 5.0
-# Encoding a batch holds the GIL; the SDK's default of 512 items stalls requests for
-# ~25-30 ms on each export (measured in bench/), 128 keeps p99 near bare's for ~15 % CPU.
-_DEFAULT_EXPORT_BATCH = 128
-
-
-def _batch_size(variable: str) -> int | None:
-    """None (the SDK reads the variable) when the user set it, else our default."""
-    return None if os.environ.get(variable) else _DEFAULT_EXPORT_BATCH
 
 
 @dataclass
@@ -94,6 +85,16 @@ def build_providers(
 ) -> Providers:
     """Create (or reuse) the providers for ``settings``; exporters only where configured."""
     owned: list[Any] = []
+    json_signals = [
+        s for s in ("traces", "metrics", "logs")
+        if getattr(settings, f"otlp_{s}_endpoint") and getattr(settings, f"otlp_{s}_protocol")
+        == "http/json"
+    ]  # fmt: skip
+    if json_signals:  # the SDK has no JSON encoder; every OTLP/HTTP receiver takes protobuf
+        sys.stderr.write(
+            f"hapa-telemetry: OTLP http/json ({', '.join(json_signals)}) is sent as "
+            "http/protobuf to the same endpoint\n"
+        )
 
     # -- traces ---------------------------------------------------------------------------
     current = trace.get_tracer_provider()
@@ -101,7 +102,9 @@ def build_providers(
     if set_global and isinstance(current, TracerProvider) and span_exporter is None:
         tracer_provider = current  # someone configured the SDK already: never a second one
     else:
-        sdk_tp = TracerProvider(resource=resource, shutdown_on_exit=False)
+        sdk_tp = TracerProvider(
+            resource=resource, sampler=_sampler(settings), shutdown_on_exit=False
+        )
         if span_exporter is not None:
             sdk_tp.add_span_processor(SimpleSpanProcessor(span_exporter))
         if settings.otlp_traces_endpoint:
@@ -111,7 +114,7 @@ def build_providers(
                         _otlp_exporter(settings, "traces", settings.otlp_traces_endpoint),
                         health,
                     ),
-                    max_export_batch_size=_batch_size("OTEL_BSP_MAX_EXPORT_BATCH_SIZE"),
+                    max_export_batch_size=settings.bsp_max_export_batch_size,
                 )
             )
         tracer_provider = sdk_tp
@@ -136,7 +139,7 @@ def build_providers(
                     _otlp_exporter(settings, "metrics", settings.otlp_metrics_endpoint), health
                 ),
                 export_interval_millis=settings.metric_export_interval_ms,
-                export_timeout_millis=_OTLP_TIMEOUT_S * 1000,
+                export_timeout_millis=settings.otlp_timeout_s * 1000,
             )
         )
     meter_provider = MeterProvider(
@@ -160,7 +163,7 @@ def build_providers(
                         _otlp_exporter(settings, "logs", settings.otlp_logs_endpoint), health
                     ),
                     max_queue_size=settings.log_queue_size,
-                    max_export_batch_size=_batch_size("OTEL_BLRP_MAX_EXPORT_BATCH_SIZE"),
+                    max_export_batch_size=settings.blrp_max_export_batch_size,
                 )
             )
         owned.append(logger_provider)
@@ -197,10 +200,22 @@ _OTLP_EXPORTERS = {
 }
 
 
+def _sampler(settings: Settings) -> Sampler:
+    """The head sampler of ``OTEL_TRACES_SAMPLER`` / ``_ARG``, from the settings."""
+    ratio = 1.0 if settings.traces_sampler_arg is None else settings.traces_sampler_arg
+    root: Sampler = {
+        "always_on": sampling.ALWAYS_ON,
+        "always_off": sampling.ALWAYS_OFF,
+        "traceidratio": sampling.TraceIdRatioBased(ratio),
+    }[settings.traces_sampler.removeprefix("parentbased_")]
+    if settings.traces_sampler.startswith("parentbased_"):
+        return sampling.ParentBased(root)
+    return root
+
+
 def _otlp_exporter(settings: Settings, signal: str, endpoint: str | None) -> Any:
-    """The OTLP exporter of one signal for the configured protocol (imported lazily)."""
+    """The OTLP exporter of one signal for its protocol (imported lazily)."""
     grpc_module, http_module, name = _OTLP_EXPORTERS[signal]
-    module = importlib.import_module(
-        grpc_module if settings.otlp_protocol == "grpc" else http_module
-    )
-    return getattr(module, name)(endpoint=endpoint, timeout=_OTLP_TIMEOUT_S)
+    protocol = getattr(settings, f"otlp_{signal}_protocol")
+    module = importlib.import_module(grpc_module if protocol == "grpc" else http_module)
+    return getattr(module, name)(endpoint=endpoint, timeout=settings.otlp_timeout_s)

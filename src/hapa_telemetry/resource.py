@@ -1,15 +1,34 @@
-"""The OTel Resource: who is emitting (service, version, environment, worker instance)."""
+"""The OTel Resource: who is emitting (service, version, environment, worker instance).
+
+Built from the settings alone — not ``Resource.create()``, which reads
+``OTEL_RESOURCE_ATTRIBUTES`` and ``OTEL_SERVICE_NAME`` from the process environment a
+second time (and so ignores ``configure(environ=...)``). It keeps what ``create()``
+gives: the ``telemetry.sdk.*`` attributes, and the resource detectors named in
+``OTEL_EXPERIMENTAL_RESOURCE_DETECTORS`` (``process``, ``os``, ``host``, … as installed).
+"""
 
 from __future__ import annotations
 
+import logging
 import os
 import uuid
+from importlib import metadata
 
-from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.resources import (
+    TELEMETRY_SDK_LANGUAGE,
+    TELEMETRY_SDK_NAME,
+    TELEMETRY_SDK_VERSION,
+    Resource,
+    ResourceDetector,
+    get_aggregated_resources,
+)
 
+from hapa_telemetry import __version__
 from hapa_telemetry.settings import Settings
 
 _instance_id: tuple[int, str] | None = None
+# resource detectors whose work the settings already do (service.*, instance id)
+_OURS = frozenset({"otel", "service_instance"})
 
 
 def instance_id() -> str:
@@ -21,8 +40,46 @@ def instance_id() -> str:
     return _instance_id[1]
 
 
+def _sdk_version() -> str:
+    try:
+        return metadata.version("opentelemetry-sdk")
+    except metadata.PackageNotFoundError:  # pragma: no cover - the SDK is a dependency
+        return "unknown"
+
+
+def _detectors(names: tuple[str, ...]) -> list[ResourceDetector]:
+    """The installed resource detectors of these entry-point names (unknown: skipped)."""
+    wanted = [n for n in names if n not in _OURS]
+    if not wanted:
+        return []
+    found = {ep.name: ep for ep in metadata.entry_points(group="opentelemetry_resource_detector")}
+    if "*" in wanted:
+        wanted = [n for n in wanted if n != "*"] + sorted(set(found) - _OURS - set(wanted))
+    detectors: list[ResourceDetector] = []
+    for name in wanted:
+        ep = found.get(name)
+        if ep is None:
+            logging.getLogger(__name__).warning("resource detector %r is not installed", name)
+            continue
+        try:
+            detectors.append(ep.load()())
+        except Exception as exc:  # a broken detector never stops start-up
+            logging.getLogger(__name__).warning("resource detector %r failed: %r", name, exc)
+    return detectors
+
+
 def build_resource(settings: Settings) -> Resource:
-    """Merge OTEL_RESOURCE_ATTRIBUTES with the settings' service identity."""
+    """SDK attributes, detected ones, ``OTEL_RESOURCE_ATTRIBUTES``, then our identity."""
+    base = Resource(
+        {
+            TELEMETRY_SDK_LANGUAGE: "python",
+            TELEMETRY_SDK_NAME: "opentelemetry",
+            TELEMETRY_SDK_VERSION: _sdk_version(),
+        }
+    )
+    detectors = _detectors(settings.resource_detectors)
+    if detectors:
+        base = get_aggregated_resources(detectors, base)
     attributes: dict[str, str | int] = dict(settings.resource_attributes)
     attributes.update(
         {
@@ -32,6 +89,7 @@ def build_resource(settings: Settings) -> Resource:
             "service.instance.id": instance_id(),
             "process.pid": os.getpid(),
             "telemetry.distro.name": "hapa-telemetry",
+            "telemetry.distro.version": __version__,
         }
     )
-    return Resource.create(attributes)
+    return base.merge(Resource(attributes))

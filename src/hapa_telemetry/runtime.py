@@ -11,6 +11,7 @@ import atexit
 import logging
 import os
 import signal
+import sys
 import threading
 import time
 from collections.abc import Mapping
@@ -141,6 +142,8 @@ def configure(
             settings = Settings.load(environ, **overrides)
         elif overrides:
             raise TypeError("pass either settings= or keyword overrides, not both")
+        for notice in settings.notices:  # e.g. the OTLP protocol chosen from the port
+            sys.stderr.write(notice + "\n")
         resource = build_resource(settings)
         health = ExportHealth()
         providers = build_providers(
@@ -238,12 +241,15 @@ def install_logging(pipeline: LogPipeline) -> HapaHandler:
     handler = HapaHandler(pipeline)
     root.addHandler(handler)
     root.setLevel(pipeline.settings.log_levelno)
-    route_framework_loggers()
+    route_framework_loggers(pipeline.settings.log_access)
     return handler
 
 
-def route_framework_loggers() -> None:
-    """Send uvicorn's, gunicorn's and fastapi's loggers to the root (our handler)."""
+def route_framework_loggers(log_access: bool | None = None) -> None:
+    """Send uvicorn's, gunicorn's and fastapi's loggers to the root (our handler).
+
+    ``log_access`` keeps uvicorn's access line; None: the configured ``LOG_ACCESS``.
+    """
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "fastapi", "gunicorn.error"):
         lg = logging.getLogger(name)
         lg.handlers.clear()
@@ -251,7 +257,9 @@ def route_framework_loggers() -> None:
         lg.setLevel(logging.NOTSET)
     # uvicorn's access line duplicates our request_end line (which carries the route
     # template, duration and trace context, with secrets redacted): off by default.
-    if os.environ.get("LOG_ACCESS", "").lower() not in ("1", "true", "yes", "on"):
+    if log_access is None:
+        log_access = _current.settings.log_access if _current is not None else False
+    if not log_access:
         logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
     error_logger = logging.getLogger("uvicorn.error")
     if _drop_logged_asgi_exceptions not in error_logger.filters:
