@@ -97,7 +97,9 @@ def demo(stack_up: None, tmp_path: Path) -> Iterator[Demo]:
     url = f"http://127.0.0.1:{port}"
     try:
         _stack.wait_until(
-            lambda: proc.poll() is None and _stack.answers(url + "/metrics"), 60, "demo app /metrics"
+            lambda: proc.poll() is None and _stack.answers(url + "/metrics"),
+            60,
+            "demo app /metrics",
         )
         yield Demo(url, service, proc)
     finally:
