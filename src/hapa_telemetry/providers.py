@@ -20,7 +20,7 @@ from opentelemetry.sdk._logs.export import (
     LogRecordExporter,
     SimpleLogRecordProcessor,
 )
-from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics import MeterProvider, TraceBasedExemplarFilter
 from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetricReader
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
@@ -37,6 +37,7 @@ from hapa_telemetry.instruments import views
 from hapa_telemetry.settings import Settings
 
 _OTLP_TIMEOUT_S = 5.0
+_EXEMPLAR_ENV = "OTEL_METRICS_EXEMPLAR_FILTER"
 # Encoding a batch holds the GIL; the SDK's default of 512 items stalls requests for
 # ~25-30 ms on each export (measured in bench/), 128 keeps p99 near bare's for ~15 % CPU.
 _DEFAULT_EXPORT_BATCH = 128
@@ -123,11 +124,11 @@ def build_providers(
     readers: list[MetricReader] = list(metric_readers)
     registry: CollectorRegistry | None = None
     if settings.enable_metrics and not settings.multiprocess_dir:
-        from opentelemetry.exporter.prometheus import PrometheusMetricReader
+        from hapa_telemetry.exemplars import ExemplarPrometheusReader, ExemplarRegistry
 
-        registry = CollectorRegistry(auto_describe=True)
+        registry = ExemplarRegistry(auto_describe=True)  # exemplars on OpenMetrics scrapes
         readers.append(
-            PrometheusMetricReader(registry=registry, scope_info_enabled=False)
+            ExemplarPrometheusReader(registry=registry, scope_info_enabled=False)
         )
     if settings.otlp_metrics_endpoint:
         readers.append(
@@ -140,7 +141,10 @@ def build_providers(
             )
         )
     meter_provider = MeterProvider(
-        resource=resource, metric_readers=readers, views=views(), shutdown_on_exit=False
+        resource=resource, metric_readers=readers, views=views(), shutdown_on_exit=False,
+        # exemplars (trace/span id per bucket) from sampled spans only, unless the user
+        # chose another filter with OTEL_METRICS_EXEMPLAR_FILTER (the SDK then reads it)
+        exemplar_filter=None if os.environ.get(_EXEMPLAR_ENV) else TraceBasedExemplarFilter(),
     )
     owned.append(meter_provider)
     # Deliberately NOT set as the global MeterProvider: /metrics must show exactly the
