@@ -70,7 +70,10 @@ def _line_text(line: Mapping[str, Any]) -> tuple[str, str]:
     level = str(line.get("level") or "-")
     event = str(line.get("event_type") or "")
     message = str(line.get("message") or "")
-    extra = " ".join(f"{k}={line[k]}" for k in KEY_FIELDS if line.get(k) is not None)
+    extra = " ".join(
+        f"{k}={round(v, 6) if isinstance(v, float) else v}"
+        for k in KEY_FIELDS if (v := line.get(k)) is not None
+    )
     head = f"{level:<7} {event + '  ' if event else ''}{message}"
     return head, extra
 
