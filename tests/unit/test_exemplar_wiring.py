@@ -78,10 +78,13 @@ def test_exemplar_trace_id_opens_the_trace_in_elasticsearch_and_kibana() -> None
 
 def test_collector_and_prometheus_carry_exemplars() -> None:
     """The collector's Prometheus exporter serves OpenMetrics (the only format with
-    exemplars) and scripts/stack starts Prometheus with exemplar storage."""
+    exemplars) and both scripts/stack and docker-compose start Prometheus with exemplar
+    storage."""
     collector = yaml.safe_load((REPO / "otel-collector.yaml").read_text())
     assert collector["exporters"]["prometheus"]["enable_open_metrics"] is True
     stack = (REPO / "scripts" / "stack").read_text()
     start = stack[stack.index("start_prometheus() {"):]
     start = start[: start.index("\n}\n")]
     assert "--enable-feature=exemplar-storage" in start
+    compose = yaml.safe_load((REPO / "docker-compose.yml").read_text())
+    assert "--enable-feature=exemplar-storage" in compose["services"]["prometheus"]["command"]
