@@ -275,6 +275,19 @@ def test_latency_alert_leads_to_the_slow_requests_traces_and_log_lines(oncall: O
             assert [x["span_id"] for x in doc["lines"]
                     if x.get("event_type") == "request_end"] == [span_id]
 
+        # From the logs side: `logs latency --es` names slow requests a person can open.
+        report = subprocess.run(
+            [sys.executable, "-m", "hapa_telemetry.cli", "logs", "latency", "--es", _stack.ES,
+             "--endpoint", "/api/v1/items/{item_id}", "--since", "5m", "--json", "-q"],
+            capture_output=True, text=True, timeout=60, check=False)
+        assert report.returncode == 0, report.stderr
+        slowest = json.loads(report.stdout)["slowest"]
+        assert slowest and slowest[0]["duration"] > THRESHOLD, slowest
+        assert [r["duration"] for r in slowest] == sorted(
+            (r["duration"] for r in slowest), reverse=True)
+        top = _trace_cli(slowest[0]["trace_id"], "--es", _stack.ES)
+        assert top.returncode == 0 and slowest[0]["trace_id"] in top.stdout, top.stderr
+
         print(f"\nalert startsAt {alert['startsAt']}; slow-bucket exemplars: "
               f"{len(via_collector)} via the collector, {len(via_app)} from /metrics; "
               f"followed {[(t, exemplar[t][1]) for t in followed]}")
