@@ -1,4 +1,5 @@
-"""The ``hapa-telemetry`` command: ``logs`` (log analysis) and ``demo`` (the demo app).
+"""The ``hapa-telemetry`` command: ``logs`` (log analysis), ``trace`` (one request) and
+``demo`` (the demo app).
 
 ``hapa-telemetry logs [errors|latency|inference] [PATH ...|-] [filters] [--json]``
 reads the package's JSON log files (a file, a directory with rotated and gzipped backups,
@@ -120,6 +121,7 @@ def _top_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.add_parser("logs", help="search and summarise JSON logs (files or Elasticsearch)")
     commands.add_parser("demo", help="run the instrumented demo app (uvicorn)")
+    commands.add_parser("trace", help="one trace: spans as a waterfall and its log lines")
     return parser
 
 
@@ -131,6 +133,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run_logs(_logs_parser(), args[1:])
         if args and args[0] == "demo":
             return _run_demo(_demo_parser().parse_args(args[1:]))
+        if args and args[0] == "trace":
+            from hapa_telemetry.analysis.trace_command import main as trace_main
+
+            return trace_main(args[1:])
         parser = _top_parser()
         parsed = parser.parse_args(args)
         if parsed.command is None:

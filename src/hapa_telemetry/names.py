@@ -72,4 +72,5 @@ EVENT_TYPES: Final = (
 LOG_FILE_PREFIX: Final = "hapa_"
 ERROR_FILE_PREFIX: Final = "error_"
 ES_LOG_INDEX_PREFIX: Final = "hapa-backend"
+ES_TRACE_INDEX_PREFIX: Final = "hapa-traces"
 DEFAULT_SERVICE_NAME: Final = "hapa-backend"

@@ -20,7 +20,12 @@ from opentelemetry.sdk._logs.export import (
     LogRecordExporter,
     SimpleLogRecordProcessor,
 )
-from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics import (
+    AlwaysOffExemplarFilter,
+    AlwaysOnExemplarFilter,
+    MeterProvider,
+    TraceBasedExemplarFilter,
+)
 from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetricReader
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider, sampling
@@ -36,6 +41,12 @@ from hapa_telemetry.exporting import (
 )
 from hapa_telemetry.instruments import views
 from hapa_telemetry.settings import Settings
+
+_EXEMPLAR_FILTERS: dict[str, Any] = {
+    "trace_based": TraceBasedExemplarFilter,
+    "always_on": AlwaysOnExemplarFilter,
+    "always_off": AlwaysOffExemplarFilter,
+}
 
 
 @dataclass
@@ -126,11 +137,11 @@ def build_providers(
     readers: list[MetricReader] = list(metric_readers)
     registry: CollectorRegistry | None = None
     if settings.enable_metrics and not settings.multiprocess_dir:
-        from opentelemetry.exporter.prometheus import PrometheusMetricReader
+        from hapa_telemetry.exemplars import ExemplarPrometheusReader, ExemplarRegistry
 
-        registry = CollectorRegistry(auto_describe=True)
+        registry = ExemplarRegistry(auto_describe=True)  # exemplars on OpenMetrics scrapes
         readers.append(
-            PrometheusMetricReader(registry=registry, scope_info_enabled=False)
+            ExemplarPrometheusReader(registry=registry, scope_info_enabled=False)
         )
     if settings.otlp_metrics_endpoint:
         readers.append(
@@ -143,7 +154,9 @@ def build_providers(
             )
         )
     meter_provider = MeterProvider(
-        resource=resource, metric_readers=readers, views=views(), shutdown_on_exit=False
+        resource=resource, metric_readers=readers, views=views(), shutdown_on_exit=False,
+        # exemplars (trace/span id per bucket): OTEL_METRICS_EXEMPLAR_FILTER, trace-based
+        exemplar_filter=_EXEMPLAR_FILTERS[settings.metrics_exemplar_filter](),
     )
     owned.append(meter_provider)
     # Deliberately NOT set as the global MeterProvider: /metrics must show exactly the

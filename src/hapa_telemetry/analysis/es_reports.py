@@ -18,6 +18,7 @@ from hapa_telemetry.analysis.es import (
 )
 from hapa_telemetry.analysis.filters import Filters
 from hapa_telemetry.analysis.reports import NO_VALUE
+from hapa_telemetry.analysis.trace_slowest import FIELDS, TOP
 
 
 def _stats_aggs(duration: str) -> dict[str, Any]:
@@ -132,10 +133,13 @@ def latency_report(client: Client, layout: Layout, filters: Filters) -> dict[str
                               "missing": NO_VALUE},
                     "aggs": per_group,
                 },
+                "slowest": {"top_hits": {"size": TOP, "sort": [{duration: "desc"}]}},
             },
         }
     )
     aggs = answer["aggregations"]
+    slowest = [{k: to_record(hit, layout).get(k) for k in FIELDS}
+               for hit in aggs["slowest"]["hits"]["hits"]]
     endpoints = [
         {
             "endpoint": str(bucket["key"]),
@@ -151,6 +155,7 @@ def latency_report(client: Client, layout: Layout, filters: Filters) -> dict[str
         "exact": False,
         "overall": {**_stats(aggs), "server_errors": int(aggs["server_errors"]["doc_count"])},
         "endpoints": endpoints,
+        "slowest": slowest,
     }
 
 

@@ -197,7 +197,12 @@ def _render_latency(result: Mapping[str, Any], paint: Painter) -> str:
         right=tuple(range(1, 8)),
         styles=styles,
     )
-    return f"{body}\n\ndurations in seconds{_approx(result)}"
+    from hapa_telemetry.analysis.trace_slowest import render_slowest
+
+    slowest = render_slowest(result.get("slowest") or [], paint)
+    return f"{body}\n\ndurations in seconds{_approx(result)}" + (
+        f"\n\n{slowest}" if slowest else ""
+    )
 
 
 def _render_inference(result: Mapping[str, Any], paint: Painter) -> str:

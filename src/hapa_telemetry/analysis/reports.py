@@ -23,6 +23,7 @@ from hapa_telemetry.analysis.records import (
     normalize_level,
     parse_timestamp,
 )
+from hapa_telemetry.analysis.trace_slowest import Slowest
 
 _REQUEST_END = names.EVENT_REQUEST_END
 
@@ -137,6 +138,7 @@ class LatencyReport:
         self._overall = Quantiles(exact_limit)
         self._server_errors = 0
         self._endpoints: dict[str, tuple[Quantiles, list[int]]] = {}
+        self._slowest = Slowest()  # their trace ids, for `hapa-telemetry trace`
 
     def needles(self) -> list[Needles]:
         return [(b'"' + names.EVENT_REQUEST_END.encode() + b'"',)]
@@ -158,6 +160,7 @@ class LatencyReport:
             self._endpoints[key] = entry
         entry[0].add(duration)
         self._overall.add(duration)
+        self._slowest.add(duration, record)
         status = record.get("status_code")
         if isinstance(status, int) and not isinstance(status, bool) and status >= 500:
             entry[1][0] += 1
@@ -175,6 +178,7 @@ class LatencyReport:
             "exact": self._overall.exact,
             "overall": {**self._overall.summary(), "server_errors": self._server_errors},
             "endpoints": endpoints,
+            "slowest": self._slowest.result(),
         }
 
 

@@ -215,6 +215,12 @@ class Settings:
     )
     otlp_encoder: str = _setting("hapa", "HAPA_OTLP_ENCODER", kind=Choice("hapa", "sdk"))
     otlp_logs_trace_based: bool = _setting(True, "HAPA_OTLP_LOGS_TRACE_BASED", kind=Bool())
+    # exemplars (trace/span id per histogram bucket) from sampled spans only by default
+    metrics_exemplar_filter: str = _setting(
+        "trace_based",
+        "OTEL_METRICS_EXEMPLAR_FILTER",
+        kind=Choice("trace_based", "always_on", "always_off"),
+    )
     metric_export_interval_ms: int = _setting(
         60_000, "OTEL_METRIC_EXPORT_INTERVAL", kind=Int(1)
     )
