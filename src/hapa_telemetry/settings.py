@@ -17,6 +17,7 @@ from hapa_telemetry import names
 
 ClientIpPolicy = Literal["keep", "anonymize", "drop"]
 LogFormat = Literal["json", "plain"]
+LogsExport = Literal["otlp", "files"]
 
 _LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 _TRUE = frozenset({"1", "true", "yes", "on", "y", "t"})
@@ -71,6 +72,9 @@ class Settings:
     metric_export_interval_ms: int = 60_000
     multiprocess_dir: str | None = None
     resource_attributes: Mapping[str, str] = field(default_factory=dict)
+    # --- log retention and the log transport (issue 9.9, 10.4) ---------------------------
+    log_retention_days: int = 14
+    logs_export: LogsExport = "otlp"
 
     @property
     def log_levelno(self) -> int:
@@ -139,6 +143,9 @@ class Settings:
             ),
             "multiprocess_dir": env.get("PROMETHEUS_MULTIPROC_DIR") or None,
             "resource_attributes": resource,
+            # --- log retention and the log transport (issue 9.9, 10.4) -------------------
+            "log_retention_days": r.integer("LOG_RETENTION_DAYS", 14, minimum=0),
+            "logs_export": r.choice("HAPA_LOGS_EXPORT", "otlp", ("otlp", "files"), lower=True),
         }
         # Validate the standard OTEL_* variables we do not consume ourselves but that the
         # SDK would otherwise reject with a warning and a silent fallback.
@@ -169,6 +176,10 @@ class Settings:
             raise SettingsError("client_ip", self.client_ip, "keep, anonymize or drop")
         if self.log_format not in ("json", "plain"):
             raise SettingsError("log_format", self.log_format, "json or plain")
+        if self.logs_export not in ("otlp", "files"):
+            raise SettingsError("logs_export", self.logs_export, "otlp or files")
+        if self.log_retention_days < 0:
+            raise SettingsError("log_retention_days", self.log_retention_days, "0 or more")
 
 
 class _Reader:
