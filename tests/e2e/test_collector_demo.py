@@ -97,7 +97,8 @@ def demo(stack_up: None, tmp_path: Path) -> Iterator[Demo]:
     url = f"http://127.0.0.1:{port}"
     try:
         _stack.wait_until(
-            lambda: proc.poll() is None and _stack.answers(url + "/health"), 60, "demo app /health"
+            lambda: proc.poll() is None and _stack.answers(url + "/metrics"), 60,
+            "demo app /metrics",  # /health is 503 while the host's CPU is above 80 %
         )
         yield Demo(url, service, proc)
     finally:
