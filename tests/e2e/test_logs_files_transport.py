@@ -94,8 +94,12 @@ def _start(tmp: Path, service: str, **env_extra: str) -> App:
     )
     log.close()
     app = App(f"http://127.0.0.1:{port}", service, proc)
-    _stack.wait_until(lambda: proc.poll() is None and _stack.answers(app.url + "/metrics"),
-                      60, f"{service} /metrics")
+    try:
+        _stack.wait_until(lambda: proc.poll() is None and _stack.answers(app.url + "/metrics"),
+                          60, f"{service} /metrics")
+    except BaseException:
+        _stop(app)  # not yet handed to the fixture: stop it here
+        raise
     return app
 
 
