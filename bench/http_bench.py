@@ -156,6 +156,11 @@ VARIANTS: dict[str, Variant] = {
                 MAIN_PY, "hapa:app", sink="live",
                 env=_hapa_env(OTEL_TRACES_EXPORTER="none", OTEL_METRICS_EXPORTER="none"),
                 metrics_path="/metrics", hapa=True),
+        Variant("hapa-files", "as hapa-full, logs through files (HAPA_LOGS_EXPORT=files): "
+                "the same 2 lines/request to stdout and file, no OTLP log records "
+                "(a collector's filelog receiver reads the file)",
+                MAIN_PY, "hapa:app", sink="live", env=_hapa_env(HAPA_LOGS_EXPORT="files"),
+                metrics_path="/metrics", hapa=True),
         Variant("hapa-smallbatch", "as hapa-full with export batches of 64 "
                 "(OTEL_BSP_/OTEL_BLRP_MAX_EXPORT_BATCH_SIZE=64)",
                 MAIN_PY, "hapa:app", sink="live",

@@ -76,12 +76,23 @@ class CpuSampler:
             return value
 
 
+def _total_time(times: Any) -> float:
+    # Linux counts guest time inside user/nice as well: psutil subtracts it from the total.
+    return float(sum(times)) - float(getattr(times, "guest", 0.0)) - float(
+        getattr(times, "guest_nice", 0.0)
+    )
+
+
 def _busy_percent(a: Any, b: Any) -> float:
-    total = float(sum(b) - sum(a))
+    """psutil's own ``cpu_percent`` formula between two ``cpu_times()`` samples: per-field
+    deltas (negative ones, from counters that went backwards, count as 0), guest time not
+    counted twice, idle and iowait not busy."""
+    delta = type(b)(*(max(0.0, y - x) for x, y in zip(a, b, strict=True)))
+    total = _total_time(delta)
     if total <= 0:
         return 0.0
-    idle = float(b.idle - a.idle) + float(getattr(b, "iowait", 0.0) - getattr(a, "iowait", 0.0))
-    return round(max(0.0, min(100.0, 100.0 * (total - idle) / total)), 1)
+    busy = total - float(delta.idle) - float(getattr(delta, "iowait", 0.0))
+    return round(max(0.0, min(100.0, 100.0 * busy / total)), 1)
 
 
 class Instruments:

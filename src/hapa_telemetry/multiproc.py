@@ -6,11 +6,20 @@ prometheus_client's memory-mapped files, and ``/metrics`` — whichever worker a
 merges all workers' files: counters and histograms are summed, ``active_connections`` is
 the live sum over running workers, ``cache_hit_rate`` the most recent value. The OTel
 instruments still feed OTLP per worker (each with its own ``service.instance.id``).
+
+A worker that dies without running its exit hooks (SIGKILL, OOM killer) leaves its
+``gauge_livesum_<pid>.db`` behind, and its in-flight count would stay in the
+``active_connections`` sum for ever. Each worker therefore removes, when it starts, the live
+gauge files of pids that no longer exist (:func:`remove_dead_workers`; the server restarts a
+killed worker, so the next start comes right after the death). gunicorn users can do it at
+the moment of death too, in a ``child_exit`` hook of their gunicorn config:
+``prometheus_client.multiprocess.mark_process_dead(worker.pid)``.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -29,12 +38,48 @@ def _enable(directory: str) -> None:
         values.ValueClass = values.MultiProcessValue()  # type: ignore[no-untyped-call]
 
 
+_LIVE_FILE = re.compile(r"^gauge_live(?:sum|all|max|min)_(\d+)\.db$")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # EPERM: it exists, owned by someone else
+        return True
+    return True
+
+
+def remove_dead_workers(directory: str) -> list[int]:
+    """Remove the live gauge files of worker pids that no longer run; return those pids.
+
+    Counters, histograms and the ``mostrecent`` cache gauge of a dead worker are kept (what
+    it counted happened). A file that another worker removes at the same moment is fine.
+    """
+    try:
+        entries = os.listdir(directory)
+    except OSError:
+        return []
+    dead = sorted({
+        int(m.group(1)) for m in map(_LIVE_FILE.match, entries)
+        if m and int(m.group(1)) != os.getpid() and not _alive(int(m.group(1)))
+    })
+    for pid in dead:
+        try:
+            mark_process_dead(pid, directory)  # type: ignore[no-untyped-call]
+        except OSError:  # removed by another worker in the meantime
+            pass
+    return dead
+
+
 class PromMirror:
     """prometheus_client twins of the seed instruments, in multiprocess mode."""
 
     def __init__(self, directory: str) -> None:
         _enable(directory)
         self.directory = directory
+        remove_dead_workers(directory)
         own = CollectorRegistry(auto_describe=False)  # keeps them out of the global REGISTRY
         self.requests = Counter(
             names.API_REQUESTS_TOTAL.removesuffix("_total"),

@@ -69,6 +69,11 @@ EVENT_TYPES: Final = (
     EVENT_PERFORMANCE_UPDATE,
 )
 
+# Trailing fields of every line with HAPA_LOGS_EXPORT=files (the lines are then the log
+# transport, and the collector's filelog receiver makes these resource attributes).
+FIELD_SERVICE_VERSION: Final = "service_version"
+FIELD_SERVICE_INSTANCE_ID: Final = "service_instance_id"
+
 LOG_FILE_PREFIX: Final = "hapa_"
 ERROR_FILE_PREFIX: Final = "error_"
 ES_LOG_INDEX_PREFIX: Final = "hapa-backend"

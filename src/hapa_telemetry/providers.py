@@ -165,15 +165,18 @@ def build_providers(
 
     # -- logs -----------------------------------------------------------------------------
     logger_provider: LoggerProvider | None = None
-    if log_exporter is not None or settings.otlp_logs_endpoint:
+    # HAPA_LOGS_EXPORT=files: the JSON lines (files/stdout) are the transport; the
+    # collector's filelog receiver makes the log records, so none are sent over OTLP.
+    logs_endpoint = settings.otlp_logs_endpoint if settings.logs_export == "otlp" else None
+    if log_exporter is not None or logs_endpoint:
         logger_provider = LoggerProvider(resource=resource, shutdown_on_exit=False)
         if log_exporter is not None:
             logger_provider.add_log_record_processor(SimpleLogRecordProcessor(log_exporter))
-        if settings.otlp_logs_endpoint:
+        if logs_endpoint:
             logger_provider.add_log_record_processor(
                 BatchLogRecordProcessor(
                     CountingLogExporter(
-                        _otlp_exporter(settings, "logs", settings.otlp_logs_endpoint), health
+                        _otlp_exporter(settings, "logs", logs_endpoint), health
                     ),
                     max_queue_size=settings.log_queue_size,
                     max_export_batch_size=settings.blrp_max_export_batch_size,

@@ -52,9 +52,14 @@ RULE_TESTS_DIR = COLLECTOR / "alerting" / "tests"
 GRAFANA = COLLECTOR / "grafana"
 DASHBOARDS_DIR = GRAFANA / "dashboards"
 
-# The job that rules read the app's families from, and the value the dashboard's $job
-# variable takes by default.
-APP_SOURCE_JOB = "hapa-collector"
+# The scrape job of the collector's Prometheus exporter in collector/prometheus.yml.
+COLLECTOR_JOB = "hapa-collector"
+# The service name: the `job` label of the app's families on either path (direct scrape
+# with the seed's job; collector path with honor_labels), and the dashboard's $job.
+SERVICE_JOB = names.DEFAULT_SERVICE_NAME
+# The seed's scrape config for the app's own /metrics (a deployment without collector):
+# collector/prometheus.yml shows it in a comment; overlays can select it by its job name.
+SEED_DIRECT_JOB: dict[str, Any] = {"job_name": SERVICE_JOB, "metrics_path": "/metrics"}
 
 # Metrics that are not the app's but that rules and dashboards may use: Prometheus' own
 # per-target series and the OpenTelemetry Collector's self-telemetry (exact names, so a
@@ -146,7 +151,7 @@ def all_exprs() -> list[Expr]:
     return rule_exprs() + dashboard_exprs()
 
 
-def with_grafana_vars(expr: str, job: str = APP_SOURCE_JOB, rate_interval: str = "1m") -> str:
+def with_grafana_vars(expr: str, job: str = SERVICE_JOB, rate_interval: str = "1m") -> str:
     """Substitute the dashboard's variables the way Grafana would."""
     return (
         expr.replace("$__rate_interval", rate_interval)
@@ -229,8 +234,10 @@ def render_prometheus(
 ) -> Path:
     """Write an overlay of collector/prometheus.yml into ``dest``: only the jobs named in
     ``targets`` (job -> host:port list) are kept, with those targets; the Alertmanager
-    target replaced (or removed when None); rule files taken from ``rules_dir``."""
+    target replaced (or removed when None); rule files taken from ``rules_dir``. The
+    seed's direct job (:data:`SEED_DIRECT_JOB`, "hapa-backend") can be named too."""
     config = yaml.safe_load(PROMETHEUS_YML.read_text())
+    config["scrape_configs"].append(dict(SEED_DIRECT_JOB))
     unknown = set(targets) - {job["job_name"] for job in config["scrape_configs"]}
     if unknown:
         raise ValueError(f"jobs not in {PROMETHEUS_YML.name}: {sorted(unknown)}")

@@ -1,14 +1,13 @@
 """Alerting end to end driven by the REAL demo app, every part a real process on 127.0.0.1.
 
 The demo (``uvicorn hapa_telemetry.demo.app:app``, no OTLP endpoint) serves its own
-/metrics; Debian's Prometheus scrapes it directly as job ``hapa-app`` (the job
-collector/prometheus.yml uses for the app's /metrics), every second. The repo's rules
-select ``job="hapa-collector"`` (the collector path); the overlay copy of the rules
-rewrites that selector to ``job="hapa-app"`` - the change docs/alerting.md describes for
-deployments without the collector - and shortens ``for:`` to 3 s and the 5 m windows to
-10 s. Alertmanager (overlay: the deployed routes, 1 s grouping waits) posts to a webhook
-receiver served by this test. A thread sends bounded traffic to /api/v1/items/{id}; the
-demo's chaos knob (POST /api/v1/demo/chaos) makes it slow, then failing, then healthy.
+/metrics; Debian's Prometheus scrapes it directly with the seed's scrape config (job
+``hapa-backend``, a deployment without the collector), every second. The repo's rules are
+used as they are - they select no job and work on either path - only with ``for:``
+shortened to 3 s and the 5 m windows to 10 s. Alertmanager (overlay: the deployed routes,
+1 s grouping waits) posts to a webhook receiver served by this test. A thread sends
+bounded traffic to /api/v1/items/{id}; the demo's chaos knob (POST /api/v1/demo/chaos)
+makes it slow, then failing, then healthy.
 """
 
 from __future__ import annotations
@@ -29,12 +28,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from . import promstack as ps
 
-SCRAPE_JOB = "hapa-app"
-RULE_JOB_SELECTOR = f'job="{ps.APP_SOURCE_JOB}"'
+SCRAPE_JOB = ps.SERVICE_JOB
 SLOW_DELAY = 2.5  # seconds added to every request: p95 well above the 2 s threshold
 WORKERS = 8  # concurrent clients: with 2.5 s requests still ~3 completions per second
 PACE = 0.5  # each client sends at most one request per PACE seconds
@@ -115,21 +112,6 @@ class Load:
             return dict(self.outcomes)
 
 
-def _rules_for_direct_scrape(dest: Path) -> Path:
-    """Shortened copies of the repo's rules whose job selector names the scrape job."""
-    ps.shorten_rules(dest, for_="3s", window="10s")
-    rewritten = set()
-    for path in dest.glob("*.yml"):
-        doc = yaml.safe_load(path.read_text())
-        for rule in (r for group in doc["groups"] for r in group["rules"]):
-            if RULE_JOB_SELECTOR in rule["expr"]:
-                rule["expr"] = rule["expr"].replace(RULE_JOB_SELECTOR, f'job="{SCRAPE_JOB}"')
-                rewritten.add(rule.get("alert"))
-        path.write_text(yaml.safe_dump(doc, sort_keys=False))
-    assert {"HighResponseTime", "HighErrorRate"} <= rewritten, rewritten
-    return dest
-
-
 @dataclass
 class Stack:
     demo: str
@@ -181,7 +163,7 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
         tmp_path / "prom",
         targets={SCRAPE_JOB: [f"127.0.0.1:{demo_port}"]},
         alertmanager=f"127.0.0.1:{am_port}",
-        rules_dir=_rules_for_direct_scrape(tmp_path / "rules"),
+        rules_dir=ps.shorten_rules(tmp_path / "rules", for_="3s", window="10s"),
         scrape_interval="1s",
         evaluation_interval="1s",
     )
@@ -257,6 +239,7 @@ def test_demo_slow_then_failing_alerts_and_recovers(stack: Stack) -> None:
         _, path, alert = stack.receiver.notifications("HighResponseTime", "firing")[0]
         assert path == "/alerts hapa-webhook"
         assert alert["labels"]["severity"] == "warning"
+        assert alert["labels"]["job"] == SCRAPE_JOB  # the service, as on the collector path
         description = alert["annotations"]["description"]
         assert "(threshold 2s)" in description
         p95 = float(description.split(" is ")[1].split("s ")[0])

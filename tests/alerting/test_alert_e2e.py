@@ -103,7 +103,7 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
     am_config = ps.render_alertmanager(tmp_path / "am", webhook_base=webhook)
     prom_config = ps.render_prometheus(
         tmp_path / "prom",
-        targets={ps.APP_SOURCE_JOB: [target]},
+        targets={ps.COLLECTOR_JOB: [target]},
         alertmanager=f"127.0.0.1:{am_port}",
         rules_dir=ps.shorten_rules(tmp_path / "rules", for_="3s", window="10s"),
         scrape_interval="1s",

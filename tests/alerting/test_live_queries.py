@@ -1,17 +1,25 @@
 """Every PromQL expression of the alert rules and of the Grafana dashboard returns data
-from the live Prometheus of the local stack after demo traffic, so a renamed metric or
-label breaks this test instead of a dashboard in production.
+after demo traffic, on BOTH paths by which the app's families reach Prometheus, with the
+repo's files as they are - so a renamed metric or label, or a rule bound to one path,
+breaks this test instead of a dashboard in production:
 
-Needs `scripts/stack up` (collector, Prometheus, ...; HAPA_STACK_PROMETHEUS_URL, default
-http://127.0.0.1:9090). The demo app is used if it already answers on HAPA_DEMO_URL
-(default http://127.0.0.1:8000, the port prometheus.yml scrapes); otherwise the test
-starts it there itself with OTLP to the collector (HAPA_DEMO_OTLP_ENDPOINT, default
+- collector path: the local stack's Prometheus (`scripts/stack up`,
+  HAPA_STACK_PROMETHEUS_URL, default http://127.0.0.1:9090) scrapes the collector's
+  Prometheus exporter with honor_labels: the series carry job = service.name and
+  instance = the demo's service.instance.id, and each request is counted once;
+- direct path: a Prometheus this test starts scrapes the demo's own /metrics with the
+  seed's scrape config (job "hapa-backend"): job = service name, instance = host:port.
+
+The demo app is used if it already answers on HAPA_DEMO_URL (default
+http://127.0.0.1:8000, the port prometheus.yml scrapes); otherwise the test starts it
+there itself with OTLP to the collector (HAPA_DEMO_OTLP_ENDPOINT, default
 http://127.0.0.1:4318, OTLP/HTTP) and stops it afterwards."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 import time
 import urllib.error
@@ -20,6 +28,7 @@ import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -36,8 +45,11 @@ DEMO_OTLP = os.environ.get("HAPA_DEMO_OTLP_ENDPOINT", "http://127.0.0.1:4318")
 EVENT_ONLY = frozenset(n for n in ps.COLLECTOR_SELF_METRICS if "enqueue_failed" in n)
 
 
-def _query(expr: str) -> list[object]:
-    url = f"{PROMETHEUS}/api/v1/query?" + urllib.parse.urlencode({"query": expr})
+UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+
+
+def _query(expr: str, prometheus: str = PROMETHEUS) -> list[Any]:
+    url = f"{prometheus}/api/v1/query?" + urllib.parse.urlencode({"query": expr})
     body = ps.http_get_json(url, timeout=10)
     assert body["status"] == "success", body
     return list(body["data"]["result"])
@@ -96,40 +108,114 @@ def demo(tmp_path: Path) -> Iterator[str]:
         env=env,
     )
     try:
-        ps.wait_until(lambda: ps.answers(f"{DEMO}/metrics"), 30, f"demo at {DEMO}")
+        ps.wait_until(lambda: ps.answers(f"{DEMO}/metrics"), 30, f"demo at {DEMO}/metrics")
         yield DEMO
     finally:
         ps.stop_process(proc)
 
 
-def _live_exprs() -> list[tuple[str, str]]:
+def _live_exprs(collector_self: bool) -> list[tuple[str, str]]:
+    """(name, PromQL) of every rule's measured part and every dashboard query (with $job =
+    the service); without ``collector_self``, only those on the app's families and `up`."""
     out = [(f"rule {e.name}", ps.signal_part(e.expr)) for e in ps.rule_exprs()]
-    for e in ps.dashboard_exprs():
-        jobs = ("hapa-collector", "hapa-app") if "$job" in e.expr else ("-",)
-        out += [(f"dashboard[{job}] {e.name}", ps.with_grafana_vars(e.expr, job=job))
-                for job in jobs]
+    out += [(f"dashboard {e.name}", ps.with_grafana_vars(e.expr)) for e in ps.dashboard_exprs()]
+    if not collector_self:
+        out = [(n, e) for n, e in out if not ps.metric_names(e) & ps.COLLECTOR_SELF_METRICS]
     return out
 
 
-@pytest.mark.e2e
-def test_every_rule_and_dashboard_query_returns_data(demo: str) -> None:
-    """After demo traffic, each rule's measured expression (without its threshold) and
-    each dashboard query (for both sources, via the collector and direct) is non-empty."""
-    assert ps.answers(f"{PROMETHEUS}/-/ready"), f"no Prometheus at {PROMETHEUS}"
-    _demo_traffic()
-    exprs = _live_exprs()
+def _empty_results(prometheus: str, exprs: list[tuple[str, str]]) -> list[str]:
+    empty = []
+    for name, expr in exprs:
+        metrics = ps.metric_names(expr)
+        if metrics and metrics <= EVENT_ONLY:
+            _query(expr, prometheus)  # valid PromQL; data only after a failure
+            if not _query('up{job="otel-collector"} == 1', prometheus):
+                empty.append(f"{name}: collector self-telemetry not scraped")
+        elif not _query(expr, prometheus):
+            empty.append(f"{name}: {expr}")
+    return empty
+
+
+def _wait_for_all(prometheus: str, exprs: list[tuple[str, str]]) -> None:
     deadline = time.monotonic() + WAIT_SECONDS
     while True:
-        empty = []
-        for name, expr in exprs:
-            metrics = ps.metric_names(expr)
-            if metrics and metrics <= EVENT_ONLY:
-                _query(expr)  # valid PromQL; data only after a failure
-                if not _query('up{job="otel-collector"} == 1'):
-                    empty.append(f"{name}: collector self-telemetry not scraped")
-            elif not _query(expr):
-                empty.append(f"{name}: {expr}")
+        empty = _empty_results(prometheus, exprs)
         if not empty or time.monotonic() > deadline:
             break
         time.sleep(5)
     assert empty == [], "\n".join(empty)
+
+
+def _own_requests(demo: str) -> tuple[str, float]:
+    """The demo's service.instance.id (from its target_info) and its request count, as
+    its own /metrics says."""
+    with urllib.request.urlopen(f"{demo}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    instance = re.search(r'target_info\{[^}]*service_instance_id="([^"]+)"', text)
+    assert instance, "no service_instance_id in the demo's target_info"
+    total = sum(
+        float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+        if line.startswith("api_requests_total{")
+    )
+    return instance.group(1), total
+
+
+@pytest.mark.e2e
+def test_collector_path_queries_identity_and_single_count(demo: str) -> None:
+    """Through the collector (stack Prometheus): every rule and dashboard query returns
+    data; the app's series carry job = service name and instance = the demo's
+    service.instance.id; the demo's /metrics is not scraped for families a second time,
+    so Prometheus counts exactly the requests the demo itself counted."""
+    assert ps.answers(f"{PROMETHEUS}/-/ready"), f"no Prometheus at {PROMETHEUS}"
+    _demo_traffic()
+    _wait_for_all(PROMETHEUS, _live_exprs(collector_self=True))
+    series = _query("count by (job, instance) (api_requests_total)")
+    ours = [r["metric"] for r in series if r["metric"].get("job") == ps.SERVICE_JOB]
+    assert ours and all(UUID.match(m.get("instance", "")) for m in ours), series
+    # no copy under the scrape jobs' names, none with the identity moved aside
+    assert not [r for r in series if r["metric"].get("job") in ("hapa-app", ps.COLLECTOR_JOB)]
+    assert not _query('{__name__=~"api_.*", exported_job!=""}')
+    instance, _ = _own_requests(demo)
+    deadline = time.monotonic() + WAIT_SECONDS
+    while True:
+        _, own = _own_requests(demo)
+        seen = _query(f'sum(api_requests_total{{job="{ps.SERVICE_JOB}", instance="{instance}"}})')
+        in_prometheus = float(seen[0]["value"][1]) if seen else -1.0
+        if in_prometheus == own or time.monotonic() > deadline:
+            break
+        time.sleep(3)
+    assert in_prometheus == own, f"Prometheus {in_prometheus} vs the demo's own {own}"
+
+
+@pytest.mark.e2e
+def test_direct_scrape_queries_with_the_seeds_job(demo: str, tmp_path: Path) -> None:
+    """Without the collector (a Prometheus scraping the demo's /metrics with the seed's
+    job "hapa-backend", the repo's rule files unchanged): every rule and dashboard query on
+    the app's families returns data, and the series carry job = service name."""
+    target = urllib.parse.urlsplit(demo).netloc
+    port = ps.free_port()
+    config = ps.render_prometheus(
+        tmp_path / "prom", targets={ps.SERVICE_JOB: [target]}, alertmanager=None,
+        scrape_interval="1s", evaluation_interval="1s",
+    )
+    proc = ps.start_process(
+        [ps.require_binary("prometheus"), f"--config.file={config}",
+         f"--storage.tsdb.path={tmp_path / 'prom-data'}",
+         f"--web.listen-address=127.0.0.1:{port}"],
+        tmp_path / "prometheus.log",
+    )
+    prometheus = f"http://127.0.0.1:{port}"
+    try:
+        ps.wait_until(lambda: ps.answers(f"{prometheus}/-/ready"), 30, "Prometheus ready")
+        ps.wait_until(lambda: bool(_query(f'up{{job="{ps.SERVICE_JOB}"}} == 1', prometheus)),
+                      30, "the demo scraped")
+        _demo_traffic()
+        time.sleep(3)  # a few scrapes after the traffic: rate() needs two samples
+        _wait_for_all(prometheus, _live_exprs(collector_self=False))
+        series = _query("count by (job, instance) (api_requests_total)", prometheus)
+        assert [(r["metric"]["job"], r["metric"]["instance"]) for r in series] == [
+            (ps.SERVICE_JOB, target)
+        ]
+    finally:
+        ps.stop_process(proc)

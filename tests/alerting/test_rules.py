@@ -3,6 +3,7 @@ Debian promtool/amtool checks (marker e2e: needs scripts/install-prometheus)."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -47,18 +48,43 @@ def test_name_extractor_reports_a_renamed_metric() -> None:
     assert found - ps.known_metric_names() == {"api_request_duration_bucket"}
 
 
-def test_app_families_are_read_from_one_job_only() -> None:
-    """Every rule or panel on the app's families selects a single job (hapa-collector, or
-    the dashboard's $job variable), so requests scraped twice are not counted twice."""
+_AGGREGATION = re.compile(r"\b(sum|avg|max|min|count)\s*(by\s*\(([^)]*)\))?\s*\(")
+
+
+def test_rules_work_on_either_path_and_never_sum_across_services() -> None:
+    """No rule on the app's families selects a job by name (so the same file works for a
+    direct scrape and for the collector path), and every aggregation keeps `job`: one
+    alert per service, never a sum over two services."""
+    app = ps.app_metric_names()
+    problems = []
+    for e in ps.rule_exprs():
+        if not ps.metric_names(e.expr) & app:
+            continue
+        if re.search(r"\bjob\s*(=|!=|=~|!~)", e.expr):
+            problems.append(f"{e.name}: selects a job")
+        aggregations = _AGGREGATION.findall(e.expr)
+        if not aggregations:
+            problems.append(f"{e.name}: no aggregation")
+        for _, by, labels in aggregations:
+            if not by or "job" not in [x.strip() for x in labels.split(",")]:
+                problems.append(f"{e.name}: aggregates without `by (job)`")
+    assert problems == []
+
+
+def test_dashboard_panels_on_app_families_select_the_service_variable() -> None:
+    """Every dashboard query on the app's families selects `job="$job"` (the service
+    picked in the dashboard, listed from the job label), on either path."""
     app = ps.app_metric_names()
     unfiltered = []
-    for e in ps.all_exprs():
+    for e in ps.dashboard_exprs():
         if ps.metric_names(e.expr) & app:
-            wanted = 'job="hapa-collector"' if e.source == "rule" else 'job="$job"'
             selectors = [s for s in e.expr.split("{")[1:]]
-            if not selectors or not all(wanted in s.split("}")[0] for s in selectors):
+            if not selectors or not all('job="$job"' in s.split("}")[0] for s in selectors):
                 unfiltered.append(e.name)
     assert unfiltered == []
+    variable = next(v for d in ps.dashboards().values() for v in d["templating"]["list"]
+                    if v["name"] == "job")
+    assert variable["definition"] == "label_values(api_requests_total, job)"
 
 
 def test_rules_carry_severity_and_annotated_values() -> None:
@@ -86,7 +112,7 @@ def test_seed_alerts_keep_their_contract() -> None:
     by_name = {r["alert"]: r for r in ps.rules()}
     hrt, her = by_name["HighResponseTime"], by_name["HighErrorRate"]
     hrt_expr, her_expr = " ".join(hrt["expr"].split()), " ".join(her["expr"].split())
-    assert hrt_expr.startswith("histogram_quantile(0.95, sum by (le) (rate(")
+    assert hrt_expr.startswith("histogram_quantile(0.95, sum by (job, le) (rate(")
     assert hrt_expr.endswith("> 2") and hrt["for"] == "5m"
     assert hrt["labels"]["severity"] == "warning"
     assert " / " in her_expr and her_expr.endswith("> 0.10") and her["for"] == "5m"
@@ -129,13 +155,18 @@ def test_alertmanager_routes_every_severity_to_a_local_webhook() -> None:
 
 
 def test_prometheus_scrapes_collector_and_app_and_loads_the_rules() -> None:
-    """The deployed prometheus.yml scrapes the collector exporter (8889), the app's
-    /metrics (8000) and the collector's self-telemetry (8888), sends alerts to 9093 and
-    loads the very rule files the unit tests cover."""
+    """The deployed prometheus.yml scrapes the collector exporter (8889) keeping the app's
+    own job/instance labels, the app's /metrics (8000) for liveness only (its families
+    dropped: each request reaches Prometheus by one path), the collector's self-telemetry
+    (8888), sends alerts to 9093 and loads the very rule files the unit tests cover."""
     config = yaml.safe_load(ps.PROMETHEUS_YML.read_text())
     jobs = {j["job_name"]: j for j in config["scrape_configs"]}
     assert jobs["hapa-collector"]["static_configs"][0]["targets"] == ["127.0.0.1:8889"]
+    assert jobs["hapa-collector"]["honor_labels"] is True
     assert jobs["hapa-app"]["static_configs"][0]["targets"] == ["127.0.0.1:8000"]
+    assert jobs["hapa-app"]["metric_relabel_configs"] == [
+        {"source_labels": ["__name__"], "regex": ".+", "action": "drop"}
+    ]
     assert jobs["otel-collector"]["static_configs"][0]["targets"] == ["127.0.0.1:8888"]
     am = config["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"]
     assert am == ["127.0.0.1:9093"]
@@ -217,7 +248,7 @@ def test_promtool_unit_tests_catch_a_wrong_threshold(tmp_path: Path) -> None:
         for rule in group["rules"]:
             if rule["alert"] == "HighErrorRate":
                 rule["expr"] = (
-                    'sum(rate(api_requests_total{job="hapa-collector",status=~"5.."}[5m]))'
+                    'sum by (job) (rate(api_requests_total{status=~"5.."}[5m]))'
                     " > 0.1"
                 )
     (rules_dir / "hapa.yml").write_text(yaml.safe_dump(doc))

@@ -145,7 +145,7 @@ def test_demo_request_is_one_trace_in_es_and_six_families_in_prometheus(demo: De
     assert any(d.get("user_id") == "u-demo-e2e" for d in logs)
 
     # (a): the six families, labelled like the local /metrics
-    sel = f'{{exported_job="{demo.service}"}}'
+    sel = f'{{job="{demo.service}"}}'  # honor_labels: job = service.name
     wanted = [
         names.API_REQUESTS_TOTAL,
         f"{names.API_REQUEST_DURATION_SECONDS}_bucket",

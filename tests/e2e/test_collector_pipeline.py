@@ -89,15 +89,16 @@ def test_six_seed_families_reach_prometheus_with_their_labels(
     otel_client.flush()
 
     inst = otel_client.instance_id
-    # Prometheus keeps the exporter's job/instance as exported_* (honor_labels: false)
-    sel = f'{{exported_instance="{inst}"}}'
+    # honor_labels: the exporter's job/instance (service.name, service.instance.id) stay
+    sel = f'{{instance="{inst}"}}'
     reqs = _stack.wait_for_series(f"{names.API_REQUESTS_TOTAL}{sel}", 90)
     (series,) = reqs
     labels = series["metric"]
     assert labels[names.LABEL_METHOD] == "GET"
     assert labels[names.LABEL_ENDPOINT] == ENDPOINT
     assert labels[names.LABEL_STATUS] == "200"
-    assert labels["exported_job"] == names.DEFAULT_SERVICE_NAME
+    assert labels["job"] == names.DEFAULT_SERVICE_NAME
+    assert "exported_job" not in labels and "exported_instance" not in labels
     assert float(series["value"][1]) == 3
     assert not any(k.startswith(("deployment", "telemetry", "service")) for k in labels)
 
@@ -124,7 +125,7 @@ def test_six_seed_families_reach_prometheus_with_their_labels(
     assert found[names.API_ERRORS_TOTAL][0]["metric"][names.LABEL_ERROR_TYPE] == "ValueError"
     # buckets in seconds: 1.7 s falls in le="2", not in le="1.5" (OpenMetrics, which
     # the exporter serves for exemplars, writes le="2.0"; Prometheus 2.x keeps it so)
-    bucket = f'{names.API_REQUEST_DURATION_SECONDS}_bucket{{exported_instance="{inst}"'
+    bucket = f'{names.API_REQUEST_DURATION_SECONDS}_bucket{{instance="{inst}"'
     le = _stack.prom_query(bucket + ',le=~"2|2.0"}')
     assert le and float(le[0]["value"][1]) == 1
     le = _stack.prom_query(bucket + ',le="1.5"}')

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import unicodedata
 from collections.abc import Mapping, Sequence
 from typing import Any, TextIO
@@ -45,6 +46,30 @@ class Painter:
         if not self.enabled or not style:
             return text
         return f"{_STYLES[style]}{text}{_RESET}"
+
+
+# C0 and C1 control characters, DEL, and the bidirectional overrides/isolates: printed raw,
+# a logged "\x1b[2J" would clear the reader's screen and U+202E would reorder what follows.
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _escape_char(match: re.Match[str]) -> str:
+    ch = match.group(0)
+    named = _NAMED.get(ch)
+    if named:
+        return named
+    code = ord(ch)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def safe(value: object) -> str:
+    """``value`` as text with control characters escaped (``\x1b``, ``\n``, ``\u202e``),
+    so that what a log line holds can never act on the reader's terminal."""
+    text = value if isinstance(value, str) else str(value)
+    if text.isprintable():
+        return text
+    return _UNSAFE.sub(_escape_char, text)
 
 
 def width(text: str) -> int:
@@ -95,7 +120,9 @@ def table(
     right: Sequence[int] = (),
     styles: Sequence[Sequence[str]] | None = None,
 ) -> str:
-    """An aligned text table; ``right`` lists right-aligned column indexes."""
+    """An aligned text table; ``right`` lists right-aligned column indexes. Every cell is
+    escaped with :func:`safe`."""
+    rows = [[safe(cell) for cell in row] for row in rows]
     widths = [width(header) for header in headers]
     for row in rows:
         for index, cell in enumerate(row):
@@ -230,7 +257,7 @@ def _render_inference(result: Mapping[str, Any], paint: Painter) -> str:
         extra = f", cache size {size:,}" if isinstance(size, int) else ""
         lines.append(
             f"last reported by cache_metrics: {percent(reported)}{extra}"
-            f" (at {result.get('reported_at')})"
+            f" (at {safe(result.get('reported_at'))})"
         )
     lines.append("durations in seconds" + _approx(result))
     return "\n".join(lines)
@@ -254,17 +281,17 @@ def line_header(paint: Painter) -> str:
 
 def line_row(record: Mapping[str, Any], paint: Painter, wide: bool = False) -> str:
     """One matching line as a row: time, level, event, endpoint, message, trace/span."""
-    stamp = display_time(record.get("timestamp"))
+    stamp = safe(display_time(record.get("timestamp")))
     level_raw = record.get("level")
-    level = normalize_level(level_raw) or str(level_raw if level_raw is not None else "-")
-    event = str(record.get("event_type") or "-")
+    level = safe(normalize_level(level_raw) or str(level_raw if level_raw is not None else "-"))
+    event = safe(record.get("event_type") or "-")
     endpoint = record.get("endpoint")
     method = record.get("method")
-    where = "-" if not endpoint else (f"{method} {endpoint}" if method else str(endpoint))
-    message = " ".join(str(record.get("message", "")).split())
+    where = safe("-" if not endpoint else (f"{method} {endpoint}" if method else str(endpoint)))
+    message = safe(" ".join(str(record.get("message", "")).split()))
     trace = record.get("trace_id")
     span = record.get("span_id")
-    context = f"{trace}/{span}" if trace else "-"
+    context = safe(f"{trace}/{span}") if trace else "-"
     widths = _WIDTHS
     cells = [
         _ljust(_cut(stamp, widths[0]), widths[0]),

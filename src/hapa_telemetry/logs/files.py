@@ -10,6 +10,12 @@ batches of complete lines to ``<directory>/hapa_YYYYMMDD.log``:
   started. ``max_bytes <= 0`` means no size cap. ``backup_count == 0`` means the full file is
   deleted (the size cap is kept, the old lines are not). A batch is split only between
   lines; a single line longer than ``max_bytes`` gets a file of its own;
+* with ``retention_days > 0``, at rollover (the first write of a process, and the first write
+  of each new day) the files of this prefix from days before the last ``retention_days``
+  days (today included) are deleted, backups and gzipped copies too
+  (``hapa_20250101.log``, ``.log.3``, ``.log.gz``, ``.log.2.gz``). It runs under the same
+  lock, so of several processes one deletes and the others find nothing; a file that is
+  already gone or cannot be deleted is skipped, never an error for the writer;
 * every batch is written under an exclusive ``fcntl.flock`` on ``<directory>/.<prefix>lock``
   with one ``os.write`` loop on an ``O_APPEND`` descriptor. Inside the lock the path is
   ``stat``-ed: if its inode is not the one this process has open (another process rotated
@@ -29,8 +35,10 @@ Errors (disk full, permission denied, directory removed) are raised as ``OSError
 from __future__ import annotations
 
 import contextlib
+import datetime
 import fcntl
 import os
+import re
 import time
 from collections.abc import Callable
 from typing import Final
@@ -56,9 +64,12 @@ class DailySizeRotatingFile:
         utc: bool = True,
         clock: Callable[[], float] = time.time,
         mode: int = 0o644,
+        retention_days: int = 0,
     ) -> None:
         if backup_count < 0:
             raise ValueError(f"backup_count must be >= 0, got {backup_count}")
+        if retention_days < 0:
+            raise ValueError(f"retention_days must be >= 0, got {retention_days}")
         self.directory = os.fspath(directory)
         self.prefix = prefix
         self.max_bytes = max_bytes
@@ -75,6 +86,12 @@ class DailySizeRotatingFile:
         self._fd_ino: tuple[int, int] = (0, 0)
         self._day_key = -1
         self._day_path = ""
+        self.retention_days = retention_days
+        self._pruned_for = ""  # the day file whose rollover last pruned old days
+        self._old_file = re.compile(
+            rf"^{re.escape(prefix)}(\d{{4}})(\d{{2}})(\d{{2}})\.log(?:\.\d+)?(?:\.gz)?$"
+        )
+        self.pruned = 0  # files deleted by this process's retention (tests, self-telemetry)
         self.rotations = 0  # rotations done by this process (for tests and self-telemetry)
 
     # --- naming -------------------------------------------------------------------------
@@ -162,6 +179,9 @@ class DailySizeRotatingFile:
 
     def _write_locked(self, data: bytes) -> None:
         path = self._current_path()
+        if self.retention_days > 0 and path != self._pruned_for:
+            self._pruned_for = path
+            self._prune(self._clock())
         size = self._size_of_current(path)
         cap = self.max_bytes
         if cap <= 0 or size + len(data) <= cap:
@@ -215,6 +235,31 @@ class DailySizeRotatingFile:
             with contextlib.suppress(FileNotFoundError):
                 os.replace(path, f"{path}.1")
         self.rotations += 1
+
+    def _prune(self, now: float) -> None:
+        """Delete this prefix's files of days before the retention window; lock held."""
+        t = time.gmtime(now) if self.utc else time.localtime(now)
+        first_kept = datetime.date(t.tm_year, t.tm_mon, t.tm_mday) - datetime.timedelta(
+            days=self.retention_days - 1
+        )
+        try:
+            entries = os.listdir(self.directory)
+        except OSError:
+            return
+        for entry in entries:
+            match = self._old_file.match(entry)
+            if match is None:
+                continue
+            try:
+                day = datetime.date(*(int(part) for part in match.groups()))
+            except ValueError:  # not a date (hapa_20251399.log): not ours to delete
+                continue
+            if day < first_kept:
+                try:
+                    os.unlink(os.path.join(self.directory, entry))
+                except OSError:  # already deleted by another process, or not ours
+                    continue
+                self.pruned += 1
 
     def flush(self) -> None:
         """Nothing is buffered in this process (one ``os.write`` per batch)."""

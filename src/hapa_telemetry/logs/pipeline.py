@@ -28,6 +28,7 @@ from hapa_telemetry.logs.files import DailySizeRotatingFile
 from hapa_telemetry.logs.redact import Redactor, anonymize_ip
 from hapa_telemetry.logs.render import render_dev, render_json
 from hapa_telemetry.logs.writer import QueueWriter, StreamSink
+from hapa_telemetry.resource import instance_id
 from hapa_telemetry.settings import Settings
 
 FIELDS_ATTR = "hapa_fields"
@@ -62,7 +63,7 @@ _PRIMITIVE = (str, bool, int, float)
 # have their own fields; service and environment are resource attributes.
 _NOT_OTEL_ATTRIBUTES = frozenset(
     {"timestamp", "level", "message", "trace_id", "span_id", "trace_flags", "service",
-     "environment"}
+     "environment", names.FIELD_SERVICE_VERSION, names.FIELD_SERVICE_INSTANCE_ID}
 )
 
 
@@ -80,6 +81,13 @@ class EventBuilder:
         )
         self._service = settings.service_name
         self._environment = settings.environment
+        # HAPA_LOGS_EXPORT=files: the line is the log record, so it also names the service
+        # version and this worker's service.instance.id (trailing, after the trace fields).
+        self._identity = settings.logs_export == "files"
+        self._reserved = RESERVED | (
+            {names.FIELD_SERVICE_VERSION, names.FIELD_SERVICE_INSTANCE_ID}
+            if self._identity else set()
+        )
 
     # -- the event --------------------------------------------------------------------------
     def build_event(self, record: logging.LogRecord) -> dict[str, Any]:
@@ -141,12 +149,15 @@ class EventBuilder:
                 self._client_ip(fields)
             fields = self.redactor.redact_mapping(fields)
             for key, value in fields.items():
-                event["field_" + key if key in RESERVED else key] = value
+                event["field_" + key if key in self._reserved else key] = value
         ctx = trace.get_current_span().get_span_context()
         if ctx.is_valid:
             event["trace_id"] = format(ctx.trace_id, "032x")
             event["span_id"] = format(ctx.span_id, "016x")
             event["trace_flags"] = format(ctx.trace_flags, "02x")
+        if self._identity:
+            event[names.FIELD_SERVICE_VERSION] = self.settings.service_version
+            event[names.FIELD_SERVICE_INSTANCE_ID] = instance_id()
         return event
 
     def _client_ip(self, fields: dict[str, Any]) -> None:
@@ -182,6 +193,7 @@ class LogPipeline:
                         names.LOG_FILE_PREFIX,
                         settings.log_max_bytes,
                         settings.log_backup_count,
+                        retention_days=settings.log_retention_days,
                     ),
                     settings.log_levelno,
                 )
@@ -193,6 +205,7 @@ class LogPipeline:
                         names.ERROR_FILE_PREFIX,
                         settings.log_max_bytes,
                         settings.log_backup_count,
+                        retention_days=settings.log_retention_days,
                     ),
                     logging.ERROR,
                 )
