@@ -71,6 +71,8 @@ class Settings:
     metric_export_interval_ms: int = 60_000
     multiprocess_dir: str | None = None
     resource_attributes: Mapping[str, str] = field(default_factory=dict)
+    # GenAI (issue 13): prompt/response text on inference spans, off by default.
+    genai_capture_content: bool = False
 
     @property
     def log_levelno(self) -> int:
@@ -139,6 +141,8 @@ class Settings:
             ),
             "multiprocess_dir": env.get("PROMETHEUS_MULTIPROC_DIR") or None,
             "resource_attributes": resource,
+            # GenAI (issue 13): the variable upstream GenAI instrumentations read.
+            "genai_capture_content": _genai_capture(env),
         }
         # Validate the standard OTEL_* variables we do not consume ourselves but that the
         # SDK would otherwise reject with a warning and a silent fallback.
@@ -317,3 +321,24 @@ def _signal_endpoint(
 def _check_url(variable: str, value: str) -> None:
     if not re.match(r"^https?://[^\s/]+", value.strip()):
         raise SettingsError(variable, value, "a URL like http://127.0.0.1:4318")
+
+
+# --- GenAI (issue 13) ----------------------------------------------------------------------
+_GENAI_CAPTURE_VAR = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
+_GENAI_CAPTURE_ON = _TRUE | {"span_only", "span_and_event"}
+_GENAI_CAPTURE_OFF = _FALSE | {"no_content", "event_only"}
+
+
+def _genai_capture(env: Mapping[str, str]) -> bool:
+    """true/false, or upstream's newer modes (content on spans: SPAN_ONLY, SPAN_AND_EVENT)."""
+    raw = env.get(_GENAI_CAPTURE_VAR)
+    if raw is None:
+        return False
+    value = raw.strip().lower()
+    if value in _GENAI_CAPTURE_ON:
+        return True
+    if value in _GENAI_CAPTURE_OFF:
+        return False
+    raise SettingsError(
+        _GENAI_CAPTURE_VAR, raw, "true or false (or SPAN_ONLY, SPAN_AND_EVENT, NO_CONTENT)"
+    )

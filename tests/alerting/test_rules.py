@@ -235,7 +235,7 @@ def test_promtool_check_config_of_deployed_and_overlay(tmp_path: Path) -> None:
     promtool = ps.require_binary("promtool")
     result = ps.run([promtool, "check", "config", str(ps.PROMETHEUS_YML)])
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "1 rule files found" in result.stdout
+    assert "2 rule files found" in result.stdout  # hapa.yml, genai.yml
     overlay = ps.render_prometheus(
         tmp_path, targets={"hapa-collector": ["127.0.0.1:18889"]},
         alertmanager="127.0.0.1:19093", scrape_interval="1s", evaluation_interval="1s",
