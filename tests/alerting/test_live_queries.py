@@ -51,6 +51,7 @@ def _post(path: str, payload: dict[str, object] | None = None) -> int:
     )
     try:
         with urllib.request.urlopen(request, timeout=30) as response:
+            response.read()  # a streamed (SSE) answer is only complete once read
             return int(response.status)
     except urllib.error.HTTPError as exc:
         return int(exc.code)
