@@ -27,7 +27,8 @@ class GenAIInstruments:
     ``gen_ai.server.time_to_first_token``, ``gen_ai.server.time_per_output_token`` and
     ``ai_inference_cache_lookups_total{result,model}``."""
 
-    def __init__(self, meter: Meter) -> None:
+    def __init__(self, meter: Meter, mirror: Any = None) -> None:
+        self._mirror = mirror  # a multiproc.PromMirror when several workers share /metrics
         self._lock = threading.Lock()
         self._attrs: dict[_Key, Mapping[str, str]] = {}
         self._token_attrs: dict[tuple[_Key, str], Mapping[str, str]] = {}
@@ -108,6 +109,32 @@ class GenAIInstruments:
             self.ttft.record(ttft, plain)
         if tpot is not None:
             self.tpot.record(tpot, plain)
+        if self._mirror is not None:
+            self._mirror_operation(
+                duration, (operation, provider or names.GEN_AI_PROVIDER_UNKNOWN, model or ""),
+                error_type, input_tokens, output_tokens, ttft, tpot,
+            )
+
+    def _mirror_operation(
+        self,
+        duration: float,
+        base: tuple[str, str, str],
+        error_type: str,
+        input_tokens: int | None,
+        output_tokens: int | None,
+        ttft: float | None,
+        tpot: float | None,
+    ) -> None:
+        m = self._mirror
+        m.child(m.genai_duration, (*base, error_type)).observe(duration)
+        if input_tokens is not None:
+            m.child(m.genai_tokens, (*base, "input")).observe(input_tokens)
+        if output_tokens is not None:
+            m.child(m.genai_tokens, (*base, "output")).observe(output_tokens)
+        if ttft is not None:
+            m.child(m.genai_ttft, base).observe(ttft)
+        if tpot is not None:
+            m.child(m.genai_tpot, base).observe(tpot)
 
     def _typed(self, attrs: Mapping[str, str], token_type: str) -> Mapping[str, str]:
         key = (
@@ -129,6 +156,8 @@ class GenAIInstruments:
         key = ("hit" if hit else "miss", model or "")
         with self._lock:
             self._cache[key] = self._cache.get(key, 0) + 1
+        if self._mirror is not None:
+            self._mirror.child(self._mirror.cache_lookups, key).inc()
 
     def _observe_cache(self, options: CallbackOptions) -> Iterable[Observation]:
         with self._lock:

@@ -146,7 +146,7 @@ class Instruments:
             callbacks=[self._observe_exports],
             description="Telemetry export batches by signal and outcome (ok, failed, dropped)",
         )
-        self.genai = GenAIInstruments(meter)  # GenAI semconv metrics + cache lookups
+        self.genai = GenAIInstruments(meter, mirror)  # GenAI semconv metrics + cache lookups
 
     # -- request path -------------------------------------------------------------------
     def request_started(self) -> None:

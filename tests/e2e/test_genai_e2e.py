@@ -112,7 +112,9 @@ def demo(stack_up: None, tmp_path: Path) -> Iterator[tuple[str, str]]:
         log.close()
 
 
-def test_genai_families_via_collector_and_span_in_es(demo: tuple[str, str]) -> None:
+def test_genai_families_via_collector_and_span_in_es(
+    demo: tuple[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
     """A streamed answer, a cache hit and a plain JSON answer: the GenAI families reach the
     collector's exporter and Prometheus under the same names and label sets as /metrics;
     the inference span in hapa-traces carries the semconv attributes and the redacted
@@ -180,3 +182,16 @@ def test_genai_families_via_collector_and_span_in_es(demo: tuple[str, str]) -> N
     line = logs[0]
     assert line["streamed"] is True and line["ttft"] > 0 and line["output_tokens"] > 5
     assert SECRET not in json.dumps(logs)
+
+    # `hapa-telemetry logs inference --es`: TTFT percentiles and tokens/s from the index
+    from hapa_telemetry.cli import main
+
+    capsys.readouterr()
+    assert main(["logs", "inference", "--es", _stack.ES, "--trace", trace_id, "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["time_to_first_token"]["count"] == 1
+    assert report["time_to_first_token"]["p50"] == pytest.approx(line["ttft"], rel=0.05)
+    assert report["output_tokens"] == line["output_tokens"]
+    assert report["output_tokens_per_second"] == pytest.approx(
+        line["output_tokens"] / line["duration"], rel=1e-6
+    )

@@ -118,3 +118,44 @@ def test_streamed_generation_early_stop_and_cache(tmp_path: Path) -> None:
     assert streamed[0]["chunks"] == len(tokens) and streamed[0]["ttft"] > 0.04
     assert streamed[1]["error_type"] == "cancelled" and streamed[1]["chunks"] >= 2
     assert all(x.get("trace_id") for x in inference)
+
+
+_MULTIPROC_SCRIPT = """
+import hapa_telemetry
+hapa_telemetry.configure(log_directory=None, log_to_stdout=False)
+with hapa_telemetry.inference(model="mp", provider="hapa") as call:
+    call.cached = False
+    call.usage(input_tokens=3)
+    list(call.stream(iter(["a", "b", "c"])))
+with hapa_telemetry.inference(model="mp", provider="hapa") as call:
+    call.cached = True
+print(hapa_telemetry.get_prometheus_metrics().decode())
+"""
+
+
+def test_genai_families_on_multiprocess_metrics(tmp_path: Path) -> None:
+    """With PROMETHEUS_MULTIPROC_DIR, /metrics (the merged worker files) has the GenAI
+    families too, under the same names and labels as in a single process."""
+    import subprocess
+
+    env = clean_env(PROMETHEUS_MULTIPROC_DIR=str(tmp_path / "prom"))
+    out = subprocess.run(
+        [PYTHON, "-c", _MULTIPROC_SCRIPT], env=env, cwd=tmp_path, capture_output=True,
+        text=True, timeout=60, check=True,
+    ).stdout
+    samples: dict[tuple[str, frozenset[tuple[str, str]]], float] = {}
+    for fam in text_string_to_metric_families(out):
+        for s in fam.samples:
+            samples[(s.name, frozenset(s.labels.items()))] = s.value
+    model = {"gen_ai_request_model": "mp", "gen_ai_provider_name": "hapa",
+             "gen_ai_operation_name": "text_completion"}
+    assert _value(samples, names.PROM_GEN_AI_OPERATION_DURATION + "_count", **model) == 1
+    assert _value(samples, names.PROM_GEN_AI_TOKEN_USAGE + "_sum", gen_ai_token_type="output",
+                  **model) == 3
+    assert _value(samples, names.PROM_GEN_AI_TOKEN_USAGE + "_sum", gen_ai_token_type="input",
+                  **model) == 3
+    assert _value(samples, names.PROM_GEN_AI_TIME_TO_FIRST_TOKEN + "_count", **model) == 1
+    assert _value(samples, names.PROM_GEN_AI_TIME_PER_OUTPUT_TOKEN + "_count", **model) == 1
+    lookups = names.AI_INFERENCE_CACHE_LOOKUPS_TOTAL
+    assert _value(samples, lookups, result="hit", model="mp") == 1
+    assert _value(samples, lookups, result="miss", model="mp") == 1

@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import functools
 import inspect
-import logging
-import sys
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator
 from types import TracebackType
@@ -29,13 +27,11 @@ from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from hapa_telemetry import names, runtime
-from hapa_telemetry.genai import content, stream
+from hapa_telemetry.genai import content, lines, stream
 
 F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
 
-_LOGGER_NAME = "api_monitor"  # the seed's APIMonitor logger writes the ai_inference line
-_reported: set[str] = set()
 
 
 class inference:
@@ -73,6 +69,7 @@ class inference:
         self._start = 0.0
         self._first = 0.0
         self._streams = 0
+        self._streamed = False
         self._exited = False
         self._done = False
         self._stream_error: BaseException | None = None
@@ -121,6 +118,7 @@ class inference:
         if self._span is None or self._done:
             raise RuntimeError("call.stream() needs a running call: use it inside `with`")
         self._streams += 1
+        self._streamed = True
         if self._span.is_recording():
             self._span.set_attribute("gen_ai.request.stream", True)
         if self._capture and self._buffer is None:
@@ -209,7 +207,7 @@ class inference:
         try:
             self._record(span, exc, end)
         except Exception as error:  # telemetry must never break the call
-            _internal_error(error)
+            lines.internal_error(error)
         finally:
             otel_context.detach(token)
             span.end()
@@ -217,7 +215,7 @@ class inference:
     def _record(self, span: trace.Span, exc: BaseException | None, end: float) -> None:
         assert self.duration is not None
         t = runtime.get()
-        streamed = self._buffer is not None or self.chunks > 0
+        streamed = self._streamed
         cancelled = exc is None and self._cancelled
         error_type = (
             _error_type(exc) if exc is not None else names.ERROR_TYPE_CANCELLED if cancelled else ""
@@ -249,11 +247,11 @@ class inference:
                 tpot=tpot,
             )
         if exc is not None:
-            self._log_error(exc)
+            lines.error_line(self, exc)
             return
         if not self.cached and not cancelled:
             t.instruments.inference(self.duration, self.model)
-        self._log_line(streamed, output_tokens, error_type)
+        lines.inference_line(self, streamed, output_tokens, error_type)
 
     def _span_attributes(
         self,
@@ -293,64 +291,6 @@ class inference:
             span.set_status(
                 Status(StatusCode.ERROR, "the consumer closed the stream before its end")
             )
-
-    def _log_line(self, streamed: bool, output_tokens: int | None, error_type: str) -> None:
-        duration = self.duration or 0.0
-        prompt_length = self.prompt_length or 0
-        response_length = self.response_length
-        if response_length is None and self.chunks:
-            response_length = self._chars
-        response_length = response_length or 0
-        fields: dict[str, Any] = dict(self.fields)
-        if self.model:
-            fields["model"] = self.model
-        if self.input_tokens is not None:
-            fields["input_tokens"] = self.input_tokens
-        if output_tokens is not None:
-            fields["output_tokens"] = output_tokens
-        if streamed:
-            fields["streamed"] = True
-            fields["chunks"] = self.chunks
-            if self.time_to_first_token is not None:
-                # "ttft", not "time_to_first_token": keys with "token" are redacted
-                fields["ttft"] = round(self.time_to_first_token, 6)
-        if error_type:
-            fields["error_type"] = error_type
-        _write(
-            logging.INFO,
-            f"AI inference done: {duration:.4f}s (prompt {prompt_length} chars, "
-            f"response {response_length} chars, cached: {self.cached})",
-            {
-                "duration": duration,
-                "prompt_length": prompt_length,
-                "response_length": response_length,
-                "cached": self.cached,
-                "event_type": names.EVENT_AI_INFERENCE,
-                **fields,
-            },
-        )
-
-    def _log_error(self, exc: BaseException) -> None:
-        if getattr(exc, "__hapa_logged__", False):
-            return
-        fields: dict[str, Any] = {
-            "error_type": type(exc).__name__,
-            "error_message": str(exc),
-            "event_type": names.EVENT_ERROR,
-            "duration": self.duration,
-        }
-        if self.model:
-            fields["model"] = self.model
-        _write(
-            logging.ERROR,
-            f"AI inference failed: {type(exc).__name__}: {exc}",
-            fields,
-            (type(exc), exc, exc.__traceback__),
-        )
-        try:
-            exc.__hapa_logged__ = True  # type: ignore[attr-defined]
-        except Exception:
-            pass
 
     # -- decorator -----------------------------------------------------------------------
     def __call__(self, func: F) -> F:
@@ -406,41 +346,8 @@ def _error_type(exc: BaseException) -> str:
     return type(exc).__qualname__
 
 
-def _write(level: int, message: str, fields: dict[str, Any], exc_info: Any = None) -> None:
-    """One line through the seed's StructuredLogger path (code location = the caller)."""
-    _logger()._log(level, message, fields, exc_info=exc_info)
-
-
-@functools.cache
-def _logger() -> Any:
-    from hapa_telemetry.monitors import StructuredLogger
-
-    return StructuredLogger(_LOGGER_NAME)
-
-
 def _safely(func: Callable[..., Any], *args: Any) -> None:
     try:
         func(*args)
     except Exception as error:
-        _internal_error(error)
-
-
-def _internal_error(error: Exception) -> None:
-    """Count a telemetry failure; print the first of each kind with its traceback."""
-    current = runtime.current()
-    if current is not None:
-        current.pipeline.errors += 1
-    kind = type(error).__name__
-    if kind in _reported:
-        return
-    _reported.add(kind)
-    import traceback
-
-    err = sys.__stderr__
-    if err is not None:
-        try:
-            err.write("hapa-telemetry: inference telemetry failed (further failures of this "
-                      "kind are only counted):\n")
-            traceback.print_exception(error, file=err)
-        except Exception:
-            pass
+        lines.internal_error(error)
