@@ -270,3 +270,24 @@ def test_stream_outside_a_running_call_is_a_clear_error(harness: Harness) -> Non
         pass
     with pytest.raises(RuntimeError, match="inside `with`"):
         call.stream([1])
+
+
+async def test_task_cancelled_inside_the_block_is_cancelled_not_a_failure(
+    harness: Harness,
+) -> None:
+    """A request task cancelled while waiting for a (non-streamed) model answer ends the
+    call as cancelled: no error line, no exception event; the cancellation propagates."""
+
+    async def call_model() -> None:
+        with hapa_telemetry.inference(model="waiting"):
+            await asyncio.sleep(30)
+
+    task = asyncio.create_task(call_model())
+    await asyncio.sleep(0.02)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    span = _span(harness, "waiting")
+    assert span.attributes["error.type"] == "cancelled"  # type: ignore[attr-defined]
+    assert not span.events  # type: ignore[attr-defined]
+    assert not [x for x in harness.lines() if x.get("event_type") == "error"]

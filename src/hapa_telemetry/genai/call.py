@@ -15,6 +15,7 @@ stream ends (exhausted, failed, or closed early by the consumer), whichever is l
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import inspect
 import time
@@ -72,7 +73,6 @@ class inference:
         self._streamed = False
         self._exited = False
         self._done = False
-        self._stream_error: BaseException | None = None
         self._cancelled = False
         self._capture = False
         self._redactor: Any = None
@@ -144,7 +144,10 @@ class inference:
             self._token.__exit__(None, None, None)
         finally:
             self._exited = True
-            if exc is not None:
+            if isinstance(exc, asyncio.CancelledError | GeneratorExit):
+                self._cancelled = True  # the request went away: no failure of the model
+                self._end(None)
+            elif exc is not None:
                 self._end(exc)
             elif self._streams == 0:
                 self._end(None)
@@ -186,8 +189,6 @@ class inference:
     def _stream_done(self, exc: BaseException | None = None, *, cancelled: bool = False) -> None:
         if self._done:
             return
-        if exc is not None and self._stream_error is None:
-            self._stream_error = exc
         self._cancelled = self._cancelled or cancelled
         self._streams -= 1
         if exc is not None or cancelled or (self._exited and self._streams <= 0):
