@@ -31,7 +31,7 @@ _EXPORTS = {
     "bind": "hapa_telemetry.context",
     "bound": "hapa_telemetry.context",
     "unbind": "hapa_telemetry.context",
-    "inference": "hapa_telemetry.inference",
+    "inference": "hapa_telemetry.genai",
     "instrument_fastapi": "hapa_telemetry.fastapi",
 }
 
@@ -57,7 +57,7 @@ __all__ = [
 if TYPE_CHECKING:
     from hapa_telemetry.context import bind, bound, unbind
     from hapa_telemetry.fastapi import instrument_fastapi
-    from hapa_telemetry.inference import inference
+    from hapa_telemetry.genai import inference
     from hapa_telemetry.monitors import (
         APIMonitor,
         PerformanceMonitor,

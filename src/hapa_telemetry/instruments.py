@@ -18,6 +18,7 @@ from opentelemetry.metrics import CallbackOptions, Meter, Observation
 from opentelemetry.sdk.metrics.view import ExplicitBucketHistogramAggregation, View
 
 from hapa_telemetry import names
+from hapa_telemetry.genai_instruments import GenAIInstruments
 
 STANDARD_METHODS = frozenset(
     {"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH", "QUERY"}
@@ -156,6 +157,7 @@ class Instruments:
             callbacks=[self._observe_exports],
             description="Telemetry export batches by signal and outcome (ok, failed, dropped)",
         )
+        self.genai = GenAIInstruments(meter, mirror)  # GenAI semconv metrics + cache lookups
 
     # -- request path -------------------------------------------------------------------
     def request_started(self) -> None:

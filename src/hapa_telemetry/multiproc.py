@@ -116,6 +116,39 @@ class PromMirror:
             multiprocess_mode="mostrecent",
         )
         self._children: dict[Any, Any] = {}
+        self._genai(own)
+
+    def _genai(self, own: CollectorRegistry) -> None:
+        """Twins of the GenAI semconv histograms and the cache lookup counter (issue 13).
+
+        prometheus_client needs fixed label names: an attribute the OTel side omits (no
+        model, no error) is an empty label, which Prometheus treats as absent.
+        """
+        base = ("gen_ai_operation_name", "gen_ai_provider_name", "gen_ai_request_model")
+        self.genai_duration = Histogram(
+            names.PROM_GEN_AI_OPERATION_DURATION.removesuffix("_seconds"),
+            "GenAI operation duration.", (*base, "error_type"), unit="seconds",
+            buckets=names.GEN_AI_DURATION_BUCKETS, registry=own,
+        )
+        self.genai_tokens = Histogram(
+            names.PROM_GEN_AI_TOKEN_USAGE, "Number of input and output tokens used.",
+            (*base, "gen_ai_token_type"), buckets=names.GEN_AI_TOKEN_BUCKETS, registry=own,
+        )
+        self.genai_ttft = Histogram(
+            names.PROM_GEN_AI_TIME_TO_FIRST_TOKEN.removesuffix("_seconds"),
+            "Time to generate first token for successful responses.", base, unit="seconds",
+            buckets=names.GEN_AI_TTFT_BUCKETS, registry=own,
+        )
+        self.genai_tpot = Histogram(
+            names.PROM_GEN_AI_TIME_PER_OUTPUT_TOKEN.removesuffix("_seconds"),
+            "Time per output token generated after the first token for successful responses.",
+            base, unit="seconds", buckets=names.GEN_AI_TPOT_BUCKETS, registry=own,
+        )
+        self.cache_lookups = Counter(
+            names.AI_INFERENCE_CACHE_LOOKUPS_TOTAL.removesuffix("_total"),
+            "Inference cache lookups by result (hit, miss) and model",
+            (names.LABEL_CACHE_RESULT, names.LABEL_MODEL), registry=own,
+        )
 
     def child(self, metric: Any, labels: tuple[str, ...]) -> Any:
         """The labelled child, cached (``labels()`` takes a lock and builds a key)."""

@@ -71,12 +71,17 @@ COLLECTOR_SELF_METRICS = frozenset(
     for signal in ("log_records", "spans", "metric_points")
 )
 
-_HISTOGRAM_FAMILIES = (names.API_REQUEST_DURATION_SECONDS, names.AI_INFERENCE_DURATION_SECONDS)
+_HISTOGRAM_FAMILIES = (
+    names.API_REQUEST_DURATION_SECONDS,
+    names.AI_INFERENCE_DURATION_SECONDS,
+    *names.GENAI_PROM_HISTOGRAMS,
+)
 
 
 def app_metric_names() -> frozenset[str]:
     """Every series name the app exposes, derived from hapa_telemetry.names."""
     out = set(names.SEED_FAMILIES) | set(names.SYSTEM_FAMILIES) | {names.TELEMETRY_EXPORT_TOTAL}
+    out |= set(names.GENAI_PROM_FAMILIES)
     for family in _HISTOGRAM_FAMILIES:
         out |= {f"{family}_bucket", f"{family}_sum", f"{family}_count"}
     out -= set(_HISTOGRAM_FAMILIES)  # a histogram family has no series of its bare name

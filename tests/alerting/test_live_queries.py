@@ -63,6 +63,7 @@ def _post(path: str, payload: dict[str, object] | None = None) -> int:
     )
     try:
         with urllib.request.urlopen(request, timeout=30) as response:
+            response.read()  # a streamed (SSE) answer is only complete once read
             return int(response.status)
     except urllib.error.HTTPError as exc:
         return int(exc.code)
@@ -76,6 +77,9 @@ def _demo_traffic() -> None:
     for i in range(10):
         prompt = {"prompt": f"live-query check {run} {i % 5}", "user_id": "live-test"}
         statuses.append(_post("/api/v1/code/generate", prompt))
+    for i in range(3):  # streamed (SSE) answers: the GenAI TTFT / time-per-token families
+        stream = {"prompt": f"live-query stream {run} {i}", "stream": True}
+        statuses.append(_post("/api/v1/code/generate", stream))
     for i in range(20):
         statuses.append(_post(f"/api/v1/items/{i - 2}"))
     for _ in range(5):

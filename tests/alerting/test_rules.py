@@ -252,6 +252,9 @@ def test_promtool_unit_tests_catch_a_wrong_threshold(tmp_path: Path) -> None:
                     " > 0.1"
                 )
     (rules_dir / "hapa.yml").write_text(yaml.safe_dump(doc))
+    for other in ps.RULES_DIR.glob("*.yml"):  # the other rule files unchanged (genai.yml)
+        if other.name != "hapa.yml":
+            (rules_dir / other.name).write_text(other.read_text())
     for path in RULE_TEST_FILES:
         (tests_dir / path.name).write_text(path.read_text())
     result = ps.run([ps.require_binary("promtool"), "test", "rules",
@@ -266,7 +269,7 @@ def test_promtool_check_config_of_deployed_and_overlay(tmp_path: Path) -> None:
     promtool = ps.require_binary("promtool")
     result = ps.run([promtool, "check", "config", str(ps.PROMETHEUS_YML)])
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "1 rule files found" in result.stdout
+    assert "2 rule files found" in result.stdout  # hapa.yml, genai.yml
     overlay = ps.render_prometheus(
         tmp_path, targets={"hapa-collector": ["127.0.0.1:18889"]},
         alertmanager="127.0.0.1:19093", scrape_interval="1s", evaluation_interval="1s",

@@ -183,7 +183,8 @@ async def test_ten_thousand_unknown_paths_add_one_label_value(harness: Harness) 
 
 
 async def test_metrics_endpoint_exposes_exactly_the_seed_families(harness: Harness) -> None:
-    """/metrics has the six seed families, the system gauges and target_info — nothing else."""
+    """/metrics has the six seed families, the system gauges, target_info and the GenAI
+    families of what was recorded (an uncached inference) — nothing else."""
     app = make_app()
     async with client(app) as c:
         await c.get("/api/v1/items/1")
@@ -207,6 +208,8 @@ async def test_metrics_endpoint_exposes_exactly_the_seed_families(harness: Harne
         "system_memory_percent": "gauge",
         "system_disk_percent": "gauge",
         "target_info": "gauge",
+        "gen_ai_client_operation_duration_seconds": "histogram",
+        "ai_inference_cache_lookups": "counter",
     }
     assert fams == expected
     assert "api_requests_total{" in r.text and "api_errors_total{" in r.text

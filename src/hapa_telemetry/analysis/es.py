@@ -68,6 +68,8 @@ FIELD_PATHS: dict[str, tuple[str, ...]] = {
             "response_length",
             "hit_rate",
             "cache_size",
+            "ttft",
+            "output_tokens",
         )
     },
 }

@@ -178,7 +178,7 @@ def inference_report(client: Client, layout: Layout, filters: Filters) -> dict[s
                 "cached": {"filter": {"term": {cached: True}}, "aggs": _stats_aggs(duration)},
                 "uncached": {
                     "filter": {"bool": {"must_not": [{"term": {cached: True}}]}},
-                    "aggs": _stats_aggs(duration),
+                    "aggs": {**_stats_aggs(duration), **_generation_aggs(layout)},
                 },
                 "models": {
                     "terms": {"field": layout["model"].exact, "size": _GROUPS},
@@ -220,4 +220,38 @@ def inference_report(client: Client, layout: Layout, filters: Filters) -> dict[s
         "reported_cache_size": size if isinstance(size, int) else None,
         "reported_at": reported.get("timestamp"),
         "models": models,
+        **_generation(aggs["uncached"]),
+    }
+
+
+def _generation_aggs(layout: Layout) -> dict[str, Any]:
+    """Streamed answers (issue 13): TTFT percentiles, output tokens over generation time."""
+    ttft = layout["ttft"].path
+    tokens = layout["output_tokens"].path
+    cancelled = {"term": {layout["error_type"].exact: names.ERROR_TYPE_CANCELLED}}
+    return {
+        "ttft": {"filter": {"exists": {"field": ttft}}, "aggs": _stats_aggs(ttft)},
+        "cancelled": {"filter": cancelled},
+        "generation": {
+            "filter": {"bool": {"filter": [{"range": {tokens: {"gt": 0}}}],
+                                "must_not": [cancelled]}},
+            "aggs": {
+                "tokens": {"sum": {"field": tokens}},
+                "seconds": {"sum": {"field": layout["duration"].path}},
+            },
+        },
+    }
+
+
+def _generation(uncached: Mapping[str, Any]) -> dict[str, Any]:
+    generation = uncached.get("generation", {})
+    tokens = int(generation.get("tokens", {}).get("value") or 0)
+    seconds = float(generation.get("seconds", {}).get("value") or 0.0)
+    return {
+        "time_to_first_token": _stats(uncached.get("ttft", {})),
+        # per-call speeds need a script; Elasticsearch gives the aggregate only
+        "tokens_per_second": _stats({}),
+        "output_tokens": tokens,
+        "output_tokens_per_second": tokens / seconds if seconds > 0 else None,
+        "cancelled_streams": int(uncached.get("cancelled", {}).get("doc_count") or 0),
     }

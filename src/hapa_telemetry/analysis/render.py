@@ -250,7 +250,9 @@ def _render_inference(result: Mapping[str, Any], paint: Painter) -> str:
         right=tuple(range(1, 7)),
         styles=[["bold"] * 7] + [[""] * 7] * (len(rows) - 1),
     )
-    lines = [body, "", f"cache hit rate: {percent(result['cache_hit_rate'])} of inferences"]
+    lines = [body, ""]
+    lines.extend(_generation_lines(result, paint))
+    lines.append(f"cache hit rate: {percent(result['cache_hit_rate'])} of inferences")
     reported = result.get("reported_cache_hit_rate")
     if reported is not None:
         size = result.get("reported_cache_size")
@@ -261,6 +263,43 @@ def _render_inference(result: Mapping[str, Any], paint: Painter) -> str:
         )
     lines.append("durations in seconds" + _approx(result))
     return "\n".join(lines)
+
+
+def _generation_lines(result: Mapping[str, Any], paint: Painter) -> list[str]:
+    """Streamed answers: time to first token, output tokens per second (issue 13)."""
+    ttft = result.get("time_to_first_token") or {}
+    speed = result.get("tokens_per_second") or {}
+    if not ttft.get("count") and not speed.get("count"):
+        return []
+    rows = []
+    if ttft.get("count"):
+        rows.append(["time to first token (s)", *_stat_cells(ttft)])
+    if speed.get("count"):
+        rows.append(
+            ["output tokens/s per call", count(speed.get("count"))]
+            + [f"{speed[k]:,.1f}" if speed.get(k) is not None else "-"
+               for k in ("avg", "p50", "p95", "p99", "max")]
+        )
+    out = [
+        table(
+            ["GENERATION", *(h.upper() for h in _STAT_HEADERS)],
+            rows,
+            paint,
+            right=tuple(range(1, 7)),
+            styles=[[""] * 7] * len(rows),
+        )
+    ]
+    overall = result.get("output_tokens_per_second")
+    if overall is not None:
+        out.append(
+            f"output tokens: {result.get('output_tokens', 0):,} in all, "
+            f"{overall:,.1f} tokens/s over uncached generation time"
+        )
+    cancelled = result.get("cancelled_streams")
+    if cancelled:
+        out.append(f"streams stopped early by the consumer: {cancelled:,}")
+    out.append("")
+    return out
 
 
 def _approx(result: Mapping[str, Any]) -> str:

@@ -195,6 +195,12 @@ class InferenceReport:
         self._cached = Quantiles(exact_limit)
         self._uncached = Quantiles(exact_limit)
         self._models: dict[str, Quantiles] = {}
+        # streamed answers (issue 13): time to first token; output tokens per second
+        self._ttft = Quantiles(exact_limit)
+        self._tokens_per_second = Quantiles(exact_limit)
+        self._output_tokens = 0
+        self._generation_seconds = 0.0
+        self._cancelled = 0
         self._reported_hit_rate: float | None = None
         self._reported_at: str | None = None
         self._cache_size: int | None = None
@@ -224,13 +230,31 @@ class InferenceReport:
             self._problems.keep("ai_inference without a usable duration", _where(record))
             return
         self._overall.add(duration)
-        (self._cached if record.get("cached") is True else self._uncached).add(duration)
+        cached = record.get("cached") is True
+        (self._cached if cached else self._uncached).add(duration)
+        if not cached:
+            self._add_generation(record, duration)
         model = record.get("model")
         if isinstance(model, str) and model:
             series = self._models.get(model)
             if series is None:
                 series = self._models[model] = Quantiles(self._limit)
             series.add(duration)
+
+    def _add_generation(self, record: Mapping[str, Any], duration: float) -> None:
+        ttft = _duration(record.get("ttft"))
+        if ttft is not None:
+            self._ttft.add(ttft)
+        if record.get("error_type") == names.ERROR_TYPE_CANCELLED:
+            self._cancelled += 1
+            return
+        tokens = record.get("output_tokens")
+        if isinstance(tokens, bool) or not isinstance(tokens, int):
+            return
+        if tokens > 0 and duration > 0:
+            self._tokens_per_second.add(tokens / duration)
+            self._output_tokens += tokens
+            self._generation_seconds += duration
 
     def result(self) -> dict[str, Any]:
         total = self._overall.count
@@ -248,6 +272,15 @@ class InferenceReport:
             "reported_cache_size": self._cache_size,
             "reported_at": self._reported_at,
             "models": models,
+            "time_to_first_token": self._ttft.summary(),
+            "tokens_per_second": self._tokens_per_second.summary(),
+            "output_tokens": self._output_tokens,
+            "output_tokens_per_second": (
+                self._output_tokens / self._generation_seconds
+                if self._generation_seconds
+                else None
+            ),
+            "cancelled_streams": self._cancelled,
         }
 
 

@@ -157,7 +157,8 @@ class TelemetryMiddleware:
                 if not state["start_logged"]:
                     log_start()
                 if error is not None and isinstance(error, Exception):
-                    _log_exception(error, method, endpoint)
+                    if not getattr(error, "__hapa_logged__", False):  # e.g. by inference()
+                        _log_exception(error, method, endpoint)
                     instruments.error(type(error).__name__)
                 _emit(
                     logging.INFO,

@@ -26,6 +26,7 @@ from hapa_telemetry.settings.kinds import (
     Bool,
     Choice,
     Float,
+    GenAICapture,
     Int,
     Invalid,
     Kind,
@@ -181,7 +182,7 @@ class Settings:
         (), "OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SANITIZE_FIELDS", kind=Patterns()
     )
     genai_capture_content: bool = _setting(
-        False, "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", kind=Bool()
+        False, "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", kind=GenAICapture()
     )
     # -- traces ---------------------------------------------------------------------------
     traces_sampler: str = _setting(

@@ -76,6 +76,20 @@ class Bool(Kind):
             raise Invalid(self.expected)
 
 
+class GenAICapture(Bool):
+    """true/false, or upstream GenAI instrumentations' modes (content on spans or not)."""
+
+    expected = "true or false (or SPAN_ONLY, SPAN_AND_EVENT, EVENT_ONLY, NO_CONTENT)"
+
+    def parse(self, raw: str) -> Any:
+        low = raw.lower()
+        if low in ("span_only", "span_and_event"):
+            return True
+        if low in ("no_content", "event_only"):
+            return False
+        return super().parse(raw)
+
+
 class Int(Kind):
     def __init__(
         self, minimum: int | None = None, maximum: int | None = None, expected: str = ""
