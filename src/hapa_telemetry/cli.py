@@ -156,6 +156,7 @@ def _error(message: str) -> int:
 
 def _run_logs(parser: argparse.ArgumentParser, argv: list[str]) -> int:
     from hapa_telemetry.analysis import run
+    from hapa_telemetry.analysis.output import UserFacingError
 
     options = parser.parse_intermixed_args(argv)
     inputs: list[str] = list(options.inputs)
@@ -193,7 +194,7 @@ def _run_logs(parser: argparse.ArgumentParser, argv: list[str]) -> int:
     }
     try:
         return run.run(filters, settings)
-    except run.UserFacingError as exc:
+    except UserFacingError as exc:
         return _error(str(exc))
     except BrokenPipeError:
         # `hapa-telemetry logs | head`: the reader left; stop quietly.

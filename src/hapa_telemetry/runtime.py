@@ -23,7 +23,7 @@ from opentelemetry.sdk.metrics.export import MetricReader
 from opentelemetry.sdk.trace.export import SpanExporter
 from prometheus_client import CollectorRegistry
 
-from hapa_telemetry import __version__
+from hapa_telemetry._version import __version__
 from hapa_telemetry.exporting import ExportHealth
 from hapa_telemetry.instruments import Instruments
 from hapa_telemetry.livestats import LiveStats
