@@ -143,8 +143,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run_demo(options: argparse.Namespace) -> int:
-    import uvicorn  # lazily: `logs` must not pay for it
-
+    try:
+        import uvicorn  # lazily: `logs` must not pay for it
+    except ImportError as exc:  # uvicorn comes with the [demo] extra
+        return _error(f"demo needs uvicorn: pip install 'hapa-telemetry[demo]' ({exc})")
     uvicorn.run("hapa_telemetry.demo.app:app", host=options.host, port=options.port)
     return EXIT_OK
 

@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from hapa_telemetry import runtime
+from hapa_telemetry import _state, runtime
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -150,6 +150,14 @@ class inference:
 
 
 _MONITOR: Any = None
+
+
+def _reset() -> None:
+    global _MONITOR
+    _MONITOR = None
+
+
+_state.register(__name__, _reset)
 
 
 def _monitor() -> Any:

@@ -7,9 +7,18 @@ import uuid
 
 from opentelemetry.sdk.resources import Resource
 
+from hapa_telemetry import _state
 from hapa_telemetry.settings import Settings
 
 _instance_id: tuple[int, str] | None = None
+
+
+def _reset() -> None:
+    global _instance_id
+    _instance_id = None
+
+
+_state.register(__name__, _reset)
 
 
 def instance_id() -> str:
