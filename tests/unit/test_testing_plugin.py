@@ -92,8 +92,12 @@ def test_a_users_fastapi_tests_pass_with_hapa_capture(pytester: pytest.Pytester)
     result.assert_outcomes(passed=7)
 
 
-def test_a_failing_expectation_fails_the_users_test(pytester: pytest.Pytester) -> None:
-    """The fixture's answers are real: a wrong expectation about a line fails the test."""
+def test_a_failing_expectation_fails_and_an_app_made_at_import_time_is_captured(
+    pytester: pytest.Pytester,
+) -> None:
+    """The fixture's answers are real: a wrong expectation about a line fails the test.
+    An app instrumented when its module is imported (before any fixture ran, so the
+    package configured itself from the environment) still reports into the capture."""
     pytester.makepyfile(
         test_wrong="""
 import logging
@@ -101,10 +105,31 @@ import logging
 def test_expects_a_line_that_was_not_written(hapa_capture):
     logging.getLogger("shop").info("written")
     assert hapa_capture.lines(message="not written")
-"""
+""",
+        test_module_app="""
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+import hapa_telemetry
+
+app = FastAPI()
+
+@app.get("/ping")
+def ping():
+    return "pong"
+
+hapa_telemetry.instrument_fastapi(app)
+
+def test_module_level_app(hapa_capture):
+    TestClient(app).get("/ping")
+    assert [line["status_code"] for line in hapa_capture.lines(event_type="request_end")] \\
+        == [200]
+    assert hapa_capture.metric("api_requests_total", endpoint="/ping") == 1
+    assert len(hapa_capture.spans("GET /ping")) == 1
+""",
     )
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-q")
-    result.assert_outcomes(failed=1)
+    result.assert_outcomes(passed=1, failed=1)
 
 
 def test_the_readme_example_passes(pytester: pytest.Pytester) -> None:
