@@ -103,3 +103,42 @@ def test_graph_sees_lazy_and_type_checking_imports() -> None:
 def test_src_has_no_import_cycles() -> None:
     """No module of src/ reaches itself again through its imports."""
     assert find_cycles(import_graph()) == []
+
+
+
+def facade_loops() -> list[tuple[str, str]]:
+    """``(module, package)`` where ``module`` imports ``from package import ...`` (so
+    Python runs ``package/__init__`` first) although that ``__init__`` eagerly imports
+    ``module``, directly or through other modules: a loop through the facade, which
+    the module graph above does not show (it resolves ``from p import sub`` to ``p.sub``).
+    """
+    modules = _modules()
+    graph = import_graph()
+    found = []
+    for pkg, path in modules.items():
+        if path.name != "__init__.py":
+            continue
+        tree = ast.parse(path.read_text(), str(path))
+        todo = [
+            f"{base}.{alias.name}" if f"{base}.{alias.name}" in modules else base
+            for node in tree.body if isinstance(node, ast.ImportFrom)
+            for base in [_resolve(node.module or "", node.level, pkg, True)]
+            for alias in node.names
+        ]
+        reached: set[str] = set()
+        while todo:
+            name = todo.pop()
+            if name in modules and name != pkg and name not in reached:
+                reached.add(name)
+                todo.extend(graph[name])
+        for name in sorted(reached):
+            for node in ast.walk(ast.parse(modules[name].read_text(), str(modules[name]))):
+                if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module == pkg:
+                    found.append((name, pkg))
+    return found
+
+
+def test_no_module_loops_through_its_package_facade() -> None:
+    """fastapi/__init__ imports middleware, so middleware must not import
+    ``from hapa_telemetry.fastapi import ...`` (that runs the half-built facade again)."""
+    assert facade_loops() == []
