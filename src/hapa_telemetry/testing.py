@@ -179,7 +179,9 @@ def hapa_capture(
     for var in _ISOLATED_ENV:
         monkeypatch.delenv(var, raising=False)
     marker = request.node.get_closest_marker("hapa_telemetry")
-    overrides: dict[str, Any] = {"log_directory": str(tmp_path / "hapa-logs")}
+    # JSON lines whatever DEBUG / LOG_FORMAT the environment sets: lines() parses them
+    overrides: dict[str, Any] = {"log_directory": str(tmp_path / "hapa-logs"),
+                                 "log_format": "json"}
     overrides.update(marker.kwargs if marker is not None else {})
     reset()
     spans = InMemorySpanExporter()

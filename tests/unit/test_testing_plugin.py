@@ -84,9 +84,13 @@ def test_after_the_fixture_everything_is_reset():
 '''
 
 
-def test_a_users_fastapi_tests_pass_with_hapa_capture(pytester: pytest.Pytester) -> None:
+def test_a_users_fastapi_tests_pass_with_hapa_capture(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A user's test file gets lines, spans and metric values from the fixture, each
-    test starts clean, a test without the fixture sees nothing configured."""
+    test starts clean, a test without the fixture sees nothing configured — also with
+    DEBUG=true in the environment (which would switch stdout to plain lines)."""
+    monkeypatch.setenv("DEBUG", "true")
     pytester.makepyfile(test_user_app=USER_TESTS)
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-q")
     result.assert_outcomes(passed=7)
