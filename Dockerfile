@@ -13,7 +13,8 @@ WORKDIR /app
 # (constraints.txt); the [demo] extra brings uvicorn for the CMD below.
 COPY pyproject.toml README.md LICENSE constraints.txt ./
 COPY src ./src
-RUN pip install -c constraints.txt ".[demo]" \
+# PIP_CONSTRAINT pins the build backend in pip's isolated build env as well.
+RUN PIP_CONSTRAINT=/app/constraints.txt pip install -c constraints.txt ".[demo]" \
     && useradd --system --uid 10001 --home-dir /app hapa \
     && mkdir -p /app/logs \
     && chown hapa /app/logs

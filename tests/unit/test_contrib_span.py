@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from opentelemetry.trace import SpanKind
@@ -64,6 +65,17 @@ def test_excluded_urls_and_health_get_no_span_but_are_still_served(
     assert client.get("/metrics").status_code == 200
     assert hapa_capture.spans() == []
     assert hapa_capture.lines(event_type="request_end", endpoint="/ping")
+
+
+def test_contribs_excluded_urls_environment_variable_still_applies(
+    hapa_capture: Capture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """OTEL_PYTHON_FASTAPI_EXCLUDED_URLS (contrib's own setting) excludes routes too."""
+    monkeypatch.setenv("OTEL_PYTHON_FASTAPI_EXCLUDED_URLS", "/ping")
+    client = TestClient(instrument_fastapi_contrib(_app()))
+    client.get("/ping")
+    client.get("/items/2")
+    assert [s.name for s in hapa_capture.spans()] == [f"GET {ROUTE}"]
 
 
 def test_contrib_http_metrics_stay_off_and_a_second_call_changes_nothing(

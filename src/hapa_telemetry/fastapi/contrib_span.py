@@ -17,6 +17,7 @@ off (a no-op meter provider): the package records the seed's metrics. ``/metrics
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -42,8 +43,10 @@ def instrument_fastapi_contrib(
     """Instrument ``app`` with contrib's server span, then the package (idempotent).
 
     ``excluded_urls``: contrib's regular expressions (a comma-separated string or a
-    list), searched in the full URL. ``exclude_spans``: contrib's internal per-message
-    ``receive``/``send`` spans, left out by default. ``overrides`` go to
+    list), searched in the full URL, added to those of ``OTEL_PYTHON_FASTAPI_EXCLUDED_URLS``
+    (or ``OTEL_PYTHON_EXCLUDED_URLS``) and to ``/health`` and ``/metrics``.
+    ``exclude_spans``: contrib's internal per-message ``receive``/``send`` spans, left
+    out by default. ``overrides`` go to
     :func:`hapa_telemetry.configure` like :func:`hapa_telemetry.instrument_fastapi`'s.
     """
     from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
@@ -52,6 +55,11 @@ def instrument_fastapi_contrib(
     t = runtime.get() if not overrides else runtime.configure(**overrides)
     s = t.settings
     patterns = [re.escape(path) + "$" for path in (s.health_path, s.metrics_path)]
+    # contrib reads its environment only when no excluded_urls are passed: keep its rule
+    from_env = os.environ.get("OTEL_PYTHON_FASTAPI_EXCLUDED_URLS") or os.environ.get(
+        "OTEL_PYTHON_EXCLUDED_URLS", ""
+    )
+    patterns += [p.strip() for p in from_env.split(",") if p.strip()]
     if isinstance(excluded_urls, str):
         patterns += [p.strip() for p in excluded_urls.split(",") if p.strip()]
     elif excluded_urls is not None:
