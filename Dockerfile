@@ -9,10 +9,12 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 WORKDIR /app
 
-# Install the package from the repository (not from an index): metadata first, then code.
-COPY pyproject.toml README.md ./
+# Install the package from the repository (not from an index) with the same pins CI tests
+# (constraints.txt); the [demo] extra brings uvicorn for the CMD below.
+COPY pyproject.toml README.md LICENSE constraints.txt ./
 COPY src ./src
-RUN pip install . \
+# PIP_CONSTRAINT pins the build backend in pip's isolated build env as well.
+RUN PIP_CONSTRAINT=/app/constraints.txt pip install -c constraints.txt ".[demo]" \
     && useradd --system --uid 10001 --home-dir /app hapa \
     && mkdir -p /app/logs \
     && chown hapa /app/logs

@@ -150,8 +150,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run_demo(options: argparse.Namespace) -> int:
-    import uvicorn  # lazily: `logs` must not pay for it
-
+    try:
+        import uvicorn  # lazily: `logs` must not pay for it
+    except ImportError as exc:  # uvicorn comes with the [demo] extra
+        return _error(f"demo needs uvicorn: pip install 'hapa-telemetry[demo]' ({exc})")
     uvicorn.run("hapa_telemetry.demo.app:app", host=options.host, port=options.port)
     return EXIT_OK
 
@@ -163,6 +165,7 @@ def _error(message: str) -> int:
 
 def _run_logs(parser: argparse.ArgumentParser, argv: list[str]) -> int:
     from hapa_telemetry.analysis import run
+    from hapa_telemetry.analysis.output import UserFacingError
 
     options = parser.parse_intermixed_args(argv)
     inputs: list[str] = list(options.inputs)
@@ -200,7 +203,7 @@ def _run_logs(parser: argparse.ArgumentParser, argv: list[str]) -> int:
     }
     try:
         return run.run(filters, settings)
-    except run.UserFacingError as exc:
+    except UserFacingError as exc:
         return _error(str(exc))
     except BrokenPipeError:
         # `hapa-telemetry logs | head`: the reader left; stop quietly.

@@ -18,6 +18,8 @@ from typing import Any
 
 from opentelemetry import trace
 
+from hapa_telemetry import _state
+
 _random_bits = random.Random().getrandbits  # reseeded per process by os.register_at_fork below
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
 _bound: ContextVar[Mapping[str, Any]] = ContextVar("hapa_bound", default=_EMPTY)
@@ -106,3 +108,6 @@ def _reseed_after_fork() -> None:
 
 
 os.register_at_fork(after_in_child=_reseed_after_fork)
+
+# The fields bound in the calling context are its state; the RNG needs no reset.
+_state.register(__name__, clear)

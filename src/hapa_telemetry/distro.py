@@ -28,6 +28,8 @@ from opentelemetry.instrumentation.instrumentor import (  # type: ignore[attr-de
 )
 from opentelemetry.sdk._configuration import _BaseConfigurator
 
+from hapa_telemetry import _state
+
 # contrib instrumentors whose work the package does itself: FastAPI/Starlette per app
 # (one server span, no duplicate HTTP metrics); logging (the package's handler already
 # writes trace ids and bridges records to OTLP — contrib's would export each one again)
@@ -102,3 +104,15 @@ class HapaFastAPIInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         if _original_init is not None:
             fastapi.FastAPI.__init__ = _original_init  # type: ignore[method-assign]
             _original_init = None
+
+
+def _reset() -> None:
+    """Give FastAPI back its own ``__init__`` if the instrumentor patched it."""
+    instrumentor = HapaFastAPIInstrumentor()
+    if instrumentor.is_instrumented_by_opentelemetry:
+        instrumentor.uninstrument()
+    elif _original_init is not None:
+        instrumentor._uninstrument()
+
+
+_state.register(__name__, _reset)

@@ -6,15 +6,26 @@ collectors): the six seed metrics, the system gauges, the self-metrics and targe
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
+from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
 
-if TYPE_CHECKING:
-    from hapa_telemetry.runtime import Telemetry
+from hapa_telemetry.settings import Settings
 
 
-def render_metrics(telemetry: Telemetry, accept: str | None) -> tuple[bytes, str]:
+class MetricsSource(Protocol):
+    """What exposition needs of :class:`hapa_telemetry.runtime.Telemetry` (a protocol, so
+    this module does not import runtime, which imports it)."""
+
+    @property
+    def settings(self) -> Settings: ...
+
+    @property
+    def metrics_registry(self) -> CollectorRegistry | None: ...
+
+
+def render_metrics(telemetry: MetricsSource, accept: str | None) -> tuple[bytes, str]:
     """Body and content type for a scrape with the given Accept header."""
     registry = telemetry.metrics_registry
     if registry is None:
@@ -23,7 +34,7 @@ def render_metrics(telemetry: Telemetry, accept: str | None) -> tuple[bytes, str
     return encoder(registry), content_type
 
 
-def start_metrics_listener(telemetry: Telemetry, host: str, port: int) -> Any:
+def start_metrics_listener(telemetry: MetricsSource, host: str, port: int) -> Any:
     """Serve /metrics on its own port (a daemon thread), with the same token rule.
 
     Returns the server, or None when the port is taken (e.g. another worker of the same

@@ -23,12 +23,21 @@ from opentelemetry.sdk.resources import (
     get_aggregated_resources,
 )
 
-from hapa_telemetry import __version__
+from hapa_telemetry import _state
+from hapa_telemetry._version import __version__
 from hapa_telemetry.settings import Settings
 
 _instance_id: tuple[int, str] | None = None
 # resource detectors whose work the settings already do (service.*, instance id)
 _OURS = frozenset({"otel", "service_instance"})
+
+
+def _reset() -> None:
+    global _instance_id
+    _instance_id = None
+
+
+_state.register(__name__, _reset)
 
 
 def instance_id() -> str:

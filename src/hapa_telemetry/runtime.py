@@ -24,7 +24,8 @@ from opentelemetry.sdk.metrics.export import MetricReader
 from opentelemetry.sdk.trace.export import SpanExporter
 from prometheus_client import CollectorRegistry
 
-from hapa_telemetry import __version__
+from hapa_telemetry import _state
+from hapa_telemetry._version import __version__
 from hapa_telemetry.exporting import ExportHealth
 from hapa_telemetry.instruments import Instruments
 from hapa_telemetry.livestats import LiveStats
@@ -272,8 +273,8 @@ def _drop_logged_asgi_exceptions(record: logging.LogRecord) -> bool:
     return not (exc is not None and getattr(exc, "__hapa_logged__", False))
 
 
-def _reset_for_tests() -> None:
-    """Shut the current Telemetry down and forget it (tests only)."""
+def _reset() -> None:
+    """Shut the current Telemetry down and forget it (``hapa_telemetry._state.reset``)."""
     global _current
     with _lock:
         if _current is not None:
@@ -281,3 +282,6 @@ def _reset_for_tests() -> None:
             root = logging.getLogger()
             root.removeHandler(_current.handler)
         _current = None
+
+
+_state.register(__name__, _reset)

@@ -16,6 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from hapa_telemetry import runtime
 from hapa_telemetry.exposition import render_metrics
+from hapa_telemetry.testing import reset as reset_telemetry
 
 
 @dataclass
@@ -59,7 +60,7 @@ def harness(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Harness
     """A Telemetry configured for one test (not global), writing logs to tmp_path."""
     for var in ("OTEL_EXPORTER_OTLP_ENDPOINT", "DEBUG", "LOG_LEVEL", "METRICS_TOKEN"):
         monkeypatch.delenv(var, raising=False)
-    runtime._reset_for_tests()
+    reset_telemetry()
     spans = InMemorySpanExporter()
     logs = InMemoryLogRecordExporter()
     stream = io.StringIO()
@@ -72,4 +73,4 @@ def harness(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Harness
         log_level="DEBUG",
     )
     yield Harness(t, spans, logs, stream, tmp_path / "logs")
-    runtime._reset_for_tests()
+    reset_telemetry()

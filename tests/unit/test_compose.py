@@ -222,10 +222,13 @@ def test_images_are_pinned_and_collector_matches_the_built_release(
 
 
 def test_dockerfile_installs_the_repo_and_runs_the_demo() -> None:
-    """The image installs the package from the repository's own source and runs the
-    demo app with uvicorn on 0.0.0.0:8000; the demo module exists."""
+    """The image installs the package from the repository's own source, pinned by the
+    same constraints.txt CI tests, with the [demo] extra (uvicorn), and runs the demo app
+    with uvicorn on 0.0.0.0:8000; the demo module exists."""
     dockerfile = DOCKERFILE.read_text()
-    assert "COPY src ./src" in dockerfile and "RUN pip install ." in dockerfile
+    assert "COPY src ./src" in dockerfile
+    assert re.search(r"^COPY .*\bconstraints\.txt\b", dockerfile, re.M)
+    assert 'pip install -c constraints.txt ".[demo]"' in dockerfile
     cmd = re.search(r"^CMD (\[.*\])$", dockerfile, re.M)
     assert cmd
     assert yaml.safe_load(cmd.group(1)) == [

@@ -14,6 +14,7 @@ import hapa_telemetry
 from hapa_telemetry import runtime
 from hapa_telemetry.genai import content
 from hapa_telemetry.settings import Settings, SettingsError
+from hapa_telemetry.testing import reset as reset_telemetry
 
 SECRET_PROMPT = (
     "write a client; my key is api_key=sk-live-0123456789abcdefghijklmnop and the header "
@@ -25,7 +26,7 @@ SECRETS = ("sk-live-0123456789abcdefghijklmnop", "eyJhbGciOiJIUzI1NiJ9")
 @pytest.fixture
 def capture(harness: Harness) -> Harness:
     """The harness reconfigured with content capture on (from the environment variable)."""
-    runtime._reset_for_tests()
+    reset_telemetry()
     harness.spans = InMemorySpanExporter()  # the old one was shut down with its provider
     settings = Settings.load(
         {"OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT": "true"},

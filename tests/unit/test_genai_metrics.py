@@ -13,12 +13,13 @@ from opentelemetry.semconv._incubating.metrics import gen_ai_metrics
 
 import hapa_telemetry
 from hapa_telemetry import names, runtime
+from hapa_telemetry.testing import reset as reset_telemetry
 
 
 @pytest.fixture
 def reader(harness: Harness) -> InMemoryMetricReader:
     """The harness reconfigured with an in-memory metric reader (SDK-side data)."""
-    runtime._reset_for_tests()
+    reset_telemetry()
     harness.spans = InMemorySpanExporter()  # the old one was shut down with its provider
     r = InMemoryMetricReader()
     harness.telemetry = runtime.configure(

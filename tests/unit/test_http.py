@@ -12,6 +12,7 @@ from fastapi import FastAPI, Request
 
 import hapa_telemetry
 from hapa_telemetry import names
+from hapa_telemetry.testing import reset as reset_telemetry
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 PARENT = f"00-{TRACE_ID}-00f067aa0ba902b7-01"
@@ -298,7 +299,7 @@ async def test_operation_spans_use_fastapi_native_telemetry(harness: Harness) ->
 
     from hapa_telemetry import runtime
 
-    runtime._reset_for_tests()
+    reset_telemetry()
     spans = InMemorySpanExporter()
     runtime.configure(set_global=False, span_exporter=spans, log_directory=None,
                       log_to_stdout=False, operation_spans=True)

@@ -9,6 +9,7 @@ from fastapi import FastAPI
 
 import hapa_telemetry
 from hapa_telemetry import names, runtime
+from hapa_telemetry.testing import reset as reset_telemetry
 
 
 def test_inference_span_has_genai_attributes_and_uncached_duration(harness: Harness) -> None:
@@ -58,7 +59,7 @@ def _app() -> FastAPI:
 
 async def test_health_endpoint_structure_and_200(harness: Harness) -> None:
     """/health has the seed's structure and answers 200 when healthy."""
-    runtime._reset_for_tests()
+    reset_telemetry()
     runtime.configure(set_global=False, log_directory=None, log_to_stdout=False,
                       cpu_threshold=100.0, memory_threshold=100.0)
     async with httpx.AsyncClient(
@@ -77,7 +78,7 @@ async def test_health_endpoint_structure_and_200(harness: Harness) -> None:
 
 async def test_health_503_when_a_threshold_is_crossed(harness: Harness) -> None:
     """A crossed threshold makes /health answer 503 with the failing check true."""
-    runtime._reset_for_tests()
+    reset_telemetry()
     runtime.configure(set_global=False, log_directory=None, log_to_stdout=False,
                       memory_threshold=0.0)
     async with httpx.AsyncClient(
@@ -89,14 +90,14 @@ async def test_health_503_when_a_threshold_is_crossed(harness: Harness) -> None:
 
 async def test_metrics_disabled_and_token(harness: Harness) -> None:
     """ENABLE_METRICS=False removes /metrics; METRICS_TOKEN demands a bearer token."""
-    runtime._reset_for_tests()
+    reset_telemetry()
     runtime.configure(set_global=False, log_directory=None, log_to_stdout=False,
                       enable_metrics=False)
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=_app()), base_url="http://t"
     ) as c:
         assert (await c.get("/metrics")).status_code == 404
-    runtime._reset_for_tests()
+    reset_telemetry()
     runtime.configure(set_global=False, log_directory=None, log_to_stdout=False,
                       metrics_token="s3cret")
     async with httpx.AsyncClient(
@@ -116,12 +117,12 @@ def test_metrics_port_other_than_the_app_port_gets_its_own_listener(harness: Har
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    runtime._reset_for_tests()
+    reset_telemetry()
     runtime.configure(set_global=False, log_directory=None, log_to_stdout=False,
                       metrics_port=port, metrics_host="127.0.0.1", metrics_token="t0k")
     r = httpx.get(f"http://127.0.0.1:{port}/metrics", headers={"authorization": "Bearer t0k"})
     assert r.status_code == 200 and "system_cpu_percent" in r.text
     assert httpx.get(f"http://127.0.0.1:{port}/metrics").status_code == 401
-    runtime._reset_for_tests()
+    reset_telemetry()
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"http://127.0.0.1:{port}/metrics")

@@ -11,6 +11,7 @@ import pytest
 
 from hapa_telemetry import names, resource, runtime
 from hapa_telemetry.settings import Settings, SettingsError
+from hapa_telemetry.testing import reset as reset_telemetry
 
 
 def test_setting_values() -> None:
@@ -28,7 +29,7 @@ def test_setting_values() -> None:
 def files_mode(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     for var in ("OTEL_EXPORTER_OTLP_ENDPOINT", "DEBUG", "LOG_LEVEL", "HAPA_LOGS_EXPORT"):
         monkeypatch.delenv(var, raising=False)
-    runtime._reset_for_tests()
+    reset_telemetry()
     stream = io.StringIO()
     t = runtime.configure(
         set_global=False,
@@ -40,7 +41,7 @@ def files_mode(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
         otlp_logs_endpoint="http://127.0.0.1:9/v1/logs",
     )
     yield t, stream
-    runtime._reset_for_tests()
+    reset_telemetry()
 
 
 def test_files_mode_sends_no_otlp_log_records(files_mode) -> None:

@@ -10,11 +10,12 @@ import pytest
 from _logdata import json_lines, run_cli
 
 from hapa_telemetry import APIMonitor, runtime
+from hapa_telemetry.testing import reset as reset_telemetry
 
 
 def _write_with_the_package(log_dir: Path) -> list[str]:
     """Emit 30 requests through APIMonitor into small rotating files; return trace ids."""
-    runtime._reset_for_tests()
+    reset_telemetry()
     telemetry = runtime.configure(
         set_global=False,
         log_stream=io.StringIO(),
@@ -41,7 +42,7 @@ def _write_with_the_package(log_dir: Path) -> list[str]:
         monitor.log_cache_metrics(0.2, 7)
         telemetry.pipeline.flush(5.0)
     finally:
-        runtime._reset_for_tests()
+        reset_telemetry()
     return traces
 
 

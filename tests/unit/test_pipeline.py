@@ -15,6 +15,7 @@ from opentelemetry.sdk.trace import TracerProvider
 
 import hapa_telemetry
 from hapa_telemetry import APIMonitor, PerformanceMonitor, StructuredLogger, names, runtime
+from hapa_telemetry.testing import reset as reset_telemetry
 
 
 def test_structured_logger_accepts_any_field_name_including_message(harness: Harness) -> None:
@@ -111,7 +112,7 @@ def test_secrets_never_reach_stdout_files_or_otlp(harness: Harness) -> None:
 def test_client_ip_policy_anonymize_and_drop(tmp_path: Path) -> None:
     """client_ip can be anonymised or dropped by policy."""
     for policy, expect in (("anonymize", "10.1.2.0"), ("drop", None)):
-        runtime._reset_for_tests()
+        reset_telemetry()
         buf = io.StringIO()
         t = runtime.configure(
             set_global=False, log_stream=buf, log_directory=None, client_ip=policy
@@ -120,7 +121,7 @@ def test_client_ip_policy_anonymize_and_drop(tmp_path: Path) -> None:
         t.pipeline.flush(5)
         line = json.loads(buf.getvalue().splitlines()[-1])
         assert line.get("client_ip") == expect
-    runtime._reset_for_tests()
+    reset_telemetry()
 
 
 def test_otel_log_records_carry_trace_context_and_resource(harness: Harness) -> None:
@@ -177,19 +178,19 @@ def test_logger_error_counts_error_type_like_the_seed(harness: Harness) -> None:
 
 def test_level_filtering_keeps_debug_out_at_info(tmp_path: Path) -> None:
     """Lines below LOG_LEVEL are not written anywhere."""
-    runtime._reset_for_tests()
+    reset_telemetry()
     buf = io.StringIO()
     t = runtime.configure(set_global=False, log_stream=buf, log_directory=None, log_level="INFO")
     StructuredLogger("svc").debug("hidden")
     StructuredLogger("svc").info("shown")
     t.pipeline.flush(5)
     assert "hidden" not in buf.getvalue() and "shown" in buf.getvalue()
-    runtime._reset_for_tests()
+    reset_telemetry()
 
 
 def test_development_format_is_the_seed_plain_line(tmp_path: Path) -> None:
     """DEBUG=True prints the seed's plain line on stdout while files stay JSON."""
-    runtime._reset_for_tests()
+    reset_telemetry()
     buf = io.StringIO()
     t = runtime.configure(
         set_global=False, log_stream=buf, log_directory=str(tmp_path), debug=True,
@@ -205,7 +206,7 @@ def test_development_format_is_the_seed_plain_line(tmp_path: Path) -> None:
     )
     file_line = json.loads(next(tmp_path.glob("hapa_*.log")).read_text().splitlines()[-1])
     assert file_line["environment"] == "development"
-    runtime._reset_for_tests()
+    reset_telemetry()
 
 
 def test_configure_twice_adds_no_second_handler(harness: Harness) -> None:

@@ -10,6 +10,7 @@ import pytest
 from hapa_telemetry import runtime
 from hapa_telemetry.settings import Settings, SettingsError, _rows, parse_size
 from hapa_telemetry.settings import kinds as k
+from hapa_telemetry.testing import reset as reset_telemetry
 
 
 def test_defaults_match_the_seed() -> None:
@@ -164,7 +165,7 @@ def test_every_default_is_accepted_back_as_an_argument() -> None:
 def test_bad_env_var_does_not_break_an_argument_for_it(tmp_path: Path) -> None:
     """configure(log_level="INFO") works with LOG_LEVEL=x in the environment: the argument
     wins and the variable is never parsed."""
-    runtime._reset_for_tests()
+    reset_telemetry()
     try:
         t = runtime.configure(
             environ={"LOG_LEVEL": "x", "METRICS_PORT": "huge"}, log_level="INFO",
@@ -172,7 +173,7 @@ def test_bad_env_var_does_not_break_an_argument_for_it(tmp_path: Path) -> None:
         )  # fmt: skip
         assert (t.settings.log_level, t.settings.metrics_port) == ("INFO", 0)
     finally:
-        runtime._reset_for_tests()
+        reset_telemetry()
     with pytest.raises(SettingsError, match=r"^invalid LOG_LEVEL='x': expected one of DEBUG"):
         Settings.load({"LOG_LEVEL": "x"})
 
@@ -200,7 +201,7 @@ def test_arguments_get_the_same_checks_at_configure(
     argument: str, value: object, expected: str
 ) -> None:
     """A bad keyword argument stops configure() with a SettingsError naming the argument."""
-    runtime._reset_for_tests()
+    reset_telemetry()
     with pytest.raises(SettingsError) as info:
         runtime.configure(environ={}, set_global=False, log_directory=None, **{argument: value})
     message = str(info.value)
@@ -270,9 +271,9 @@ def leaky_environ(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         "OTEL_BSP_MAX_EXPORT_BATCH_SIZE": "not-a-number",
     }.items():
         monkeypatch.setenv(var, value)
-    runtime._reset_for_tests()
+    reset_telemetry()
     yield
-    runtime._reset_for_tests()
+    reset_telemetry()
 
 
 @pytest.mark.usefixtures("leaky_environ")
@@ -307,7 +308,7 @@ def test_resource_detectors_are_run_when_asked() -> None:
 
 def test_sampler_comes_from_the_settings() -> None:
     """OTEL_TRACES_SAMPLER=always_off given to configure() samples nothing."""
-    runtime._reset_for_tests()
+    reset_telemetry()
     try:
         t = runtime.configure(
             environ={"OTEL_TRACES_SAMPLER": "always_off"}, set_global=False,
@@ -316,14 +317,14 @@ def test_sampler_comes_from_the_settings() -> None:
         with t.tracer.start_as_current_span("dropped") as span:
             assert not span.get_span_context().trace_flags.sampled
     finally:
-        runtime._reset_for_tests()
+        reset_telemetry()
 
 
 def test_log_access_setting_keeps_uvicorns_access_line() -> None:
     """LOG_ACCESS=true (from the settings, not os.environ) leaves uvicorn.access on."""
     import logging
 
-    runtime._reset_for_tests()
+    reset_telemetry()
     try:
         runtime.configure(
             environ={"LOG_ACCESS": "true"}, set_global=False, log_directory=None,
@@ -331,7 +332,7 @@ def test_log_access_setting_keeps_uvicorns_access_line() -> None:
         )  # fmt: skip
         assert logging.getLogger("uvicorn.access").level == logging.NOTSET
     finally:
-        runtime._reset_for_tests()
+        reset_telemetry()
     runtime.route_framework_loggers()
     assert logging.getLogger("uvicorn.access").level == logging.WARNING
 

@@ -6,6 +6,7 @@ import pytest
 
 from hapa_telemetry import runtime
 from hapa_telemetry.settings import Settings
+from hapa_telemetry.testing import reset as reset_telemetry
 
 BASE = "OTEL_EXPORTER_OTLP_ENDPOINT"
 PROTOCOL = "OTEL_EXPORTER_OTLP_PROTOCOL"
@@ -150,7 +151,7 @@ def test_the_exporter_class_follows_the_signal_protocol() -> None:
 def test_configure_prints_the_notice_once(capsys: pytest.CaptureFixture[str]) -> None:
     """The inferred protocol is one stderr line at configure(); configuring again (the same
     handle) says nothing more."""
-    runtime._reset_for_tests()
+    reset_telemetry()
     env = {BASE: "http://127.0.0.1:4317", "OTEL_METRICS_EXPORTER": "none",
            "OTEL_LOGS_EXPORTER": "none"}  # fmt: skip
     try:
@@ -159,7 +160,7 @@ def test_configure_prints_the_notice_once(capsys: pytest.CaptureFixture[str]) ->
         again = runtime.configure(environ=env, set_global=False)
         assert again is first
     finally:
-        runtime._reset_for_tests()
+        reset_telemetry()
     err = capsys.readouterr().err
     lines = [line for line in err.splitlines() if "OTLP protocol" in line]
     assert len(lines) == 1 and "traces over grpc" in lines[0]

@@ -15,7 +15,6 @@ sub-field is used for exact matches and aggregations).
 from __future__ import annotations
 
 import math
-import sys
 from collections.abc import Mapping
 from typing import Any
 
@@ -25,12 +24,11 @@ import orjson
 from hapa_telemetry import names
 from hapa_telemetry.analysis.filters import Filters
 from hapa_telemetry.analysis.records import LEVEL_ALIASES, levels_at_or_above
-from hapa_telemetry.analysis.render import Painter, render_report, use_colour
 
 DEFAULT_INDEX = f"{names.ES_LOG_INDEX_PREFIX}-*"
 DEFAULT_LINE_LIMIT = 1000
 _PAGE = 500
-_GROUPS = 200
+MAX_GROUPS = 200  # buckets per terms aggregation (endpoints, error types, models)
 
 #: Logical log field -> where it may live in a document, in order of preference. First
 #: the collector's layout, documented in docs/elasticsearch.md (elasticsearch exporter,
@@ -294,7 +292,8 @@ def level_clause(minimum: str, layout: Layout) -> dict[str, Any]:
     return {"terms": {layout["level"].exact: spellings + [s.lower() for s in spellings]}}
 
 
-def _query(clauses: list[dict[str, Any]]) -> dict[str, Any]:
+def bool_query(clauses: list[dict[str, Any]]) -> dict[str, Any]:
+    """A ``bool`` filter query of ``clauses`` (``match_all`` when there are none)."""
     return {"bool": {"filter": clauses}} if clauses else {"match_all": {}}
 
 
@@ -333,7 +332,8 @@ def to_record(hit: Mapping[str, Any], layout: Layout) -> dict[str, Any]:
     return record
 
 
-def _total(answer: Mapping[str, Any]) -> int:
+def total_hits(answer: Mapping[str, Any]) -> int:
+    """How many documents matched a ``_search`` (either shape of ``hits.total``)."""
     total: Any = answer.get("hits", {}).get("total", 0)
     if isinstance(total, Mapping):
         total = total.get("value", 0)
@@ -348,14 +348,14 @@ def iter_lines(
     body: dict[str, Any] = {
         "size": min(_PAGE, limit),
         "track_total_hits": True,
-        "query": _query(filter_clauses(filters, layout)),
+        "query": bool_query(filter_clauses(filters, layout)),
         "sort": [{ts: "asc"}, {"_doc": "asc"}],
     }
     records: list[dict[str, Any]] = []
     total = 0
     while len(records) < limit:
         answer = client.search(body)
-        total = _total(answer)
+        total = total_hits(answer)
         hits = answer["hits"]["hits"]
         records += [to_record(hit, layout) for hit in hits[: limit - len(records)]]
         if len(hits) < body["size"]:
@@ -363,50 +363,3 @@ def iter_lines(
         body["search_after"] = hits[-1]["sort"]
         body["size"] = min(_PAGE, limit - len(records))
     return records, total
-
-
-# --- command ------------------------------------------------------------------------------
-
-
-def answer(filters: Filters, settings: Mapping[str, Any]) -> int:
-    """Answer the ``logs`` question against Elasticsearch and print it."""
-    from hapa_telemetry.analysis.run import LinePrinter, UserFacingError
-
-    client = Client(settings["es"], settings["index"] or DEFAULT_INDEX, settings["timeout"])
-    try:
-        layout = client.layout()
-        report = settings["report"]
-        if report == "lines":
-            limit = settings["limit"] or DEFAULT_LINE_LIMIT
-            records, total = iter_lines(client, layout, filters, limit)
-            printer = LinePrinter(settings, ordered=False)
-            for record in records:
-                printer(record)
-            sys.stdout.flush()
-            if not settings["quiet"]:
-                more = f" (first {len(records):,} shown; --limit N for more)" \
-                    if total > len(records) else ""
-                sys.stderr.write(
-                    f"hapa-telemetry: {total:,} matching documents in {client.index}{more}\n"
-                )
-            return 0
-        from hapa_telemetry.analysis.es_reports import (
-            errors_report,
-            inference_report,
-            latency_report,
-        )
-
-        builders = {"errors": errors_report, "latency": latency_report,
-                    "inference": inference_report}
-        result = builders[report](client, layout, filters)
-    except EsError as exc:
-        raise UserFacingError(str(exc)) from exc
-    finally:
-        client.close()
-    if settings["json"]:
-        result["input"] = {"elasticsearch": client.url, "index": client.index}
-        sys.stdout.buffer.write(orjson.dumps(result, option=orjson.OPT_INDENT_2) + b"\n")
-    else:
-        sys.stdout.write(render_report(result, Painter(use_colour(sys.stdout))) + "\n")
-    sys.stdout.flush()
-    return 0

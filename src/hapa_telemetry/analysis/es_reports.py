@@ -7,14 +7,14 @@ from typing import Any
 
 from hapa_telemetry import names
 from hapa_telemetry.analysis.es import (
-    _GROUPS,
+    MAX_GROUPS,
     Client,
     Layout,
-    _query,
-    _total,
+    bool_query,
     filter_clauses,
     level_clause,
     to_record,
+    total_hits,
 )
 from hapa_telemetry.analysis.filters import Filters
 from hapa_telemetry.analysis.reports import NO_VALUE
@@ -75,10 +75,10 @@ def errors_report(client: Client, layout: Layout, filters: Filters) -> dict[str,
         {
             "size": 0,
             "track_total_hits": True,
-            "query": _query(clauses),
+            "query": bool_query(clauses),
             "aggs": {
                 "types": {
-                    "terms": {"field": layout["error_type"].exact, "size": _GROUPS,
+                    "terms": {"field": layout["error_type"].exact, "size": MAX_GROUPS,
                               "missing": NO_VALUE},
                     "aggs": {
                         "first": {"min": {"field": ts}},
@@ -106,7 +106,7 @@ def errors_report(client: Client, layout: Layout, filters: Filters) -> dict[str,
             }
         )
     types.sort(key=lambda row: (-int(row["count"]), str(row["error_type"])))
-    return {"report": "errors", "total": _total(answer), "types": types}
+    return {"report": "errors", "total": total_hits(answer), "types": types}
 
 
 def latency_report(client: Client, layout: Layout, filters: Filters) -> dict[str, Any]:
@@ -125,11 +125,11 @@ def latency_report(client: Client, layout: Layout, filters: Filters) -> dict[str
         {
             "size": 0,
             "track_total_hits": True,
-            "query": _query(clauses),
+            "query": bool_query(clauses),
             "aggs": {
                 **per_group,
                 "endpoints": {
-                    "terms": {"field": layout["endpoint"].exact, "size": _GROUPS,
+                    "terms": {"field": layout["endpoint"].exact, "size": MAX_GROUPS,
                               "missing": NO_VALUE},
                     "aggs": per_group,
                 },
@@ -172,7 +172,7 @@ def inference_report(client: Client, layout: Layout, filters: Filters) -> dict[s
     answer = client.search(
         {
             "size": 0,
-            "query": _query(inference),
+            "query": bool_query(inference),
             "aggs": {
                 **_stats_aggs(duration),
                 "cached": {"filter": {"term": {cached: True}}, "aggs": _stats_aggs(duration)},
@@ -181,7 +181,7 @@ def inference_report(client: Client, layout: Layout, filters: Filters) -> dict[s
                     "aggs": {**_stats_aggs(duration), **_generation_aggs(layout)},
                 },
                 "models": {
-                    "terms": {"field": layout["model"].exact, "size": _GROUPS},
+                    "terms": {"field": layout["model"].exact, "size": MAX_GROUPS},
                     "aggs": _stats_aggs(duration),
                 },
             },
@@ -191,7 +191,7 @@ def inference_report(client: Client, layout: Layout, filters: Filters) -> dict[s
     latest = client.search(
         {
             "size": 1,
-            "query": _query(
+            "query": bool_query(
                 [*clauses, {"term": {layout["event_type"].exact: names.EVENT_CACHE_METRICS}},
                  {"exists": {"field": layout["hit_rate"].path}}]
             ),

@@ -224,8 +224,6 @@ def _render_latency(result: Mapping[str, Any], paint: Painter) -> str:
         right=tuple(range(1, 8)),
         styles=styles,
     )
-    from hapa_telemetry.analysis.trace_slowest import render_slowest
-
     slowest = render_slowest(result.get("slowest") or [], paint)
     return f"{body}\n\ndurations in seconds{_approx(result)}" + (
         f"\n\n{slowest}" if slowest else ""
@@ -341,3 +339,28 @@ def line_row(record: Mapping[str, Any], paint: Painter, wide: bool = False) -> s
         paint(context, "dim" if context == "-" else "cyan"),
     ]
     return "  ".join(cells).rstrip()
+
+
+def render_slowest(rows: Sequence[Mapping[str, Any]], paint: Painter) -> str:
+    """The slowest-requests table, or an empty string when there is none."""
+    if not rows:
+        return ""
+    body = table(
+        ["DURATION", "STATUS", "ENDPOINT", "TIME", "TRACE ID"],
+        [
+            [
+                seconds(row.get("duration")),
+                str(row.get("status_code") if row.get("status_code") is not None else "-"),
+                " ".join(str(row[k]) for k in ("method", "endpoint") if row.get(k)) or "-",
+                display_time(row.get("timestamp")),
+                str(row.get("trace_id") or "-"),
+            ]
+            for row in rows
+        ],
+        paint,
+        right=(0,),
+    )
+    return (
+        f"{paint(f'slowest {len(rows)} requests', 'bold')} "
+        f"(hapa-telemetry trace TRACE_ID shows one)\n{body}"
+    )

@@ -1,4 +1,8 @@
-"""Glue between the command line and the readers: run one ``logs`` question, print it."""
+"""Glue between the command line and the readers: run one ``logs`` question, print it.
+
+The orchestration lives here only: files (scan + reports) or Elasticsearch (es + es_reports).
+Imports run one way: run -> es_reports -> es -> (filters, records); run -> output.
+"""
 
 from __future__ import annotations
 
@@ -11,21 +15,12 @@ from typing import Any
 import orjson
 
 from hapa_telemetry.analysis.filters import Filters
-from hapa_telemetry.analysis.records import Problems, parse_time_arg, parse_timestamp
-from hapa_telemetry.analysis.render import Painter, line_header, line_row, render_report, use_colour
+from hapa_telemetry.analysis.output import PROG, LimitReached, LinePrinter, UserFacingError
+from hapa_telemetry.analysis.records import Problems, parse_time_arg
+from hapa_telemetry.analysis.render import Painter, render_report, use_colour
 from hapa_telemetry.analysis.reports import make_report
-from hapa_telemetry.analysis.scan import Record, ScanStats, scan
+from hapa_telemetry.analysis.scan import ScanStats, scan
 from hapa_telemetry.analysis.sources import Progress, SourceError, discover
-
-PROG = "hapa-telemetry"
-
-
-class UserFacingError(Exception):
-    """Ends the command with a one-line message and exit status 1."""
-
-
-class _Enough(Exception):
-    """Raised by the lines sink when --limit lines were printed."""
 
 
 def build_filters(options: argparse.Namespace, now: float | None = None) -> Filters:
@@ -57,62 +52,48 @@ def build_filters(options: argparse.Namespace, now: float | None = None) -> Filt
 def run(filters: Filters, settings: Mapping[str, Any]) -> int:
     """Answer the question in ``settings`` (see cli._run_logs) and print the answer."""
     if settings["es"]:
-        try:
-            from hapa_telemetry.analysis import es
-        except ImportError as exc:  # httpx is needed for --es only
-            raise UserFacingError(f"--es needs the httpx package ({exc})") from exc
-        return es.answer(filters, settings)
+        return _run_es(filters, settings)
     return _run_files(filters, settings)
 
 
-def _write(text: str) -> None:
-    sys.stdout.write(text)
-
-
-class LinePrinter:
-    """Prints matching lines as a table or NDJSON; buffers and orders them for --trace."""
-
-    def __init__(self, settings: Mapping[str, Any], ordered: bool) -> None:
-        self.json = bool(settings["json"])
-        self.wide = bool(settings["wide"])
-        self.limit: int | None = settings["limit"]
-        self.paint = Painter(not self.json and use_colour(sys.stdout))
-        self.ordered = ordered
-        self.printed = 0
-        self._held: list[tuple[Record, bytes | None]] = []
-        self._header = False
-
-    def __call__(self, record: Record, raw: bytes | None = None) -> None:
-        if self.ordered:
-            self._held.append((record, raw))
-            return
-        self._emit(record, raw)
-
-    def _emit(self, record: Record, raw: bytes | None) -> None:
-        if self.limit is not None and self.printed >= self.limit:
-            raise _Enough
-        if self.json:
-            # The line as written (faithful, and cheaper than encoding it again).
-            out = raw.rstrip(b"\r") if raw is not None else orjson.dumps(record)
-            sys.stdout.buffer.write(out + b"\n")
-        else:
-            if not self._header:
-                _write(line_header(self.paint) + "\n")
-                self._header = True
-            _write(line_row(record, self.paint, self.wide) + "\n")
-        self.printed += 1
-
-    def finish(self) -> None:
-        """Print held lines (trace mode) in time order, span ids included."""
-        if not self.ordered:
-            return
-        held, self._held = self._held, []
-        held.sort(key=lambda item: parse_timestamp(item[0].get("timestamp")) or 0.0)
-        try:
-            for record, raw in held:
-                self._emit(record, raw)
-        except _Enough:
-            pass
+def _run_es(filters: Filters, settings: Mapping[str, Any]) -> int:
+    """Answer the question against Elasticsearch (``--es URL``) and print it."""
+    try:
+        from hapa_telemetry.analysis import es, es_reports
+    except ImportError as exc:  # httpx comes with the [es] extra
+        raise UserFacingError(
+            f"--es needs the httpx package: pip install 'hapa-telemetry[es]' ({exc})"
+        ) from exc
+    client = es.Client(settings["es"], settings["index"] or es.DEFAULT_INDEX, settings["timeout"])
+    try:
+        layout = client.layout()
+        report = settings["report"]
+        if report == "lines":
+            limit = settings["limit"] or es.DEFAULT_LINE_LIMIT
+            records, total = es.iter_lines(client, layout, filters, limit)
+            printer = LinePrinter(settings, ordered=False)
+            for record in records:
+                printer(record)
+            sys.stdout.flush()
+            if not settings["quiet"]:
+                more = f" (first {len(records):,} shown; --limit N for more)" \
+                    if total > len(records) else ""
+                sys.stderr.write(f"{PROG}: {total:,} matching documents in {client.index}{more}\n")
+            return 0
+        builders = {"errors": es_reports.errors_report, "latency": es_reports.latency_report,
+                    "inference": es_reports.inference_report}
+        result = builders[report](client, layout, filters)
+    except es.EsError as exc:
+        raise UserFacingError(str(exc)) from exc
+    finally:
+        client.close()
+    if settings["json"]:
+        result["input"] = {"elasticsearch": client.url, "index": client.index}
+        sys.stdout.buffer.write(orjson.dumps(result, option=orjson.OPT_INDENT_2) + b"\n")
+    else:
+        sys.stdout.write(render_report(result, Painter(use_colour(sys.stdout))) + "\n")
+    sys.stdout.flush()
+    return 0
 
 
 def _run_files(filters: Filters, settings: Mapping[str, Any]) -> int:
@@ -135,7 +116,7 @@ def _run_files(filters: Filters, settings: Mapping[str, Any]) -> int:
             try:
                 stats = scan(sources, filters, printer, problems=problems, progress=progress,
                              fast_path=settings["fast_path"])
-            except _Enough:
+            except LimitReached:
                 stats = ScanStats(files=len(sources), matched=settings["limit"])
             printer.finish()
             sys.stdout.flush()
@@ -153,7 +134,7 @@ def _run_files(filters: Filters, settings: Mapping[str, Any]) -> int:
         result["problems"] = problems.as_dict()
         sys.stdout.buffer.write(orjson.dumps(result, option=orjson.OPT_INDENT_2) + b"\n")
     else:
-        _write(render_report(result, Painter(use_colour(sys.stdout))) + "\n")
+        sys.stdout.write(render_report(result, Painter(use_colour(sys.stdout))) + "\n")
     sys.stdout.flush()
     _summarise(settings, stats, problems, limited=False)
     return 0

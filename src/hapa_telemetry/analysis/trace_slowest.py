@@ -2,17 +2,16 @@
 
 ``hapa-telemetry logs latency`` lists them under the percentiles so a person can jump
 from the report to ``hapa-telemetry trace <id>``. Files: a bounded heap fed by the
-report; Elasticsearch: a ``top_hits`` sorted by duration (see es_reports).
+report; Elasticsearch: a ``top_hits`` sorted by duration (see es_reports). The table
+is drawn by render.py.
 """
 
 from __future__ import annotations
 
 import heapq
 import itertools
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
-
-from hapa_telemetry.analysis.render import Painter, display_time, seconds, table
 
 TOP = 10
 #: Log fields a slowest-request row keeps.
@@ -43,28 +42,3 @@ class Slowest:
     def result(self) -> list[dict[str, Any]]:
         """Rows, slowest first."""
         return [row for _, _, row in sorted(self._heap, key=lambda i: (-i[0], i[1]))]
-
-
-def render_slowest(rows: Sequence[Mapping[str, Any]], paint: Painter) -> str:
-    """The slowest-requests table, or an empty string when there is none."""
-    if not rows:
-        return ""
-    body = table(
-        ["DURATION", "STATUS", "ENDPOINT", "TIME", "TRACE ID"],
-        [
-            [
-                seconds(row.get("duration")),
-                str(row.get("status_code") if row.get("status_code") is not None else "-"),
-                " ".join(str(row[k]) for k in ("method", "endpoint") if row.get(k)) or "-",
-                display_time(row.get("timestamp")),
-                str(row.get("trace_id") or "-"),
-            ]
-            for row in rows
-        ],
-        paint,
-        right=(0,),
-    )
-    return (
-        f"{paint(f'slowest {len(rows)} requests', 'bold')} "
-        f"(hapa-telemetry trace TRACE_ID shows one)\n{body}"
-    )

@@ -21,7 +21,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from hapa_telemetry import runtime
+from hapa_telemetry import _state, runtime
 from hapa_telemetry.exposition import render_metrics
 from hapa_telemetry.fastapi.middleware import TelemetryMiddleware
 from hapa_telemetry.monitors import PerformanceMonitor
@@ -99,6 +99,14 @@ async def metrics_endpoint(request: Request) -> Response:
 
 
 _monitor: PerformanceMonitor | None = None
+
+
+def _reset() -> None:
+    global _monitor
+    _monitor = None
+
+
+_state.register(__name__, _reset)
 
 
 async def health_endpoint(request: Request) -> Response:

@@ -18,8 +18,8 @@ from typing import Any
 from opentelemetry import trace
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+import hapa_telemetry.fastapi.server_span as server_span_mod
 from hapa_telemetry import context, names, runtime
-from hapa_telemetry.fastapi import server_span as server_span_mod
 from hapa_telemetry.instruments import UNMATCHED_ENDPOINT, fold_method
 from hapa_telemetry.logs.pipeline import FIELDS_ATTR
 

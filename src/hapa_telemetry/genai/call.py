@@ -27,8 +27,10 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
+import hapa_telemetry.genai.content as content
+import hapa_telemetry.genai.lines as lines
+import hapa_telemetry.genai.stream as stream
 from hapa_telemetry import names, runtime
-from hapa_telemetry.genai import content, lines, stream
 
 F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")

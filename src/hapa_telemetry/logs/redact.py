@@ -32,6 +32,8 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
+from hapa_telemetry import _state
+
 __all__ = [
     "IP_POLICIES",
     "REDACTED",
@@ -386,3 +388,12 @@ def default_redactor() -> Redactor:
     if _default is None:
         _default = Redactor()
     return _default
+
+
+def _reset() -> None:
+    global _default
+    _default = None
+    _ip_cache.clear()
+
+
+_state.register(__name__, _reset)

@@ -47,6 +47,8 @@ from typing import Any, Final
 
 import orjson
 
+from hapa_telemetry import _state
+
 __all__ = [
     "DEFAULT_MAX_VALUE_CHARS",
     "MAX_DEPTH",
@@ -283,6 +285,14 @@ def escape_control(s: str) -> str:
 
 
 _last: tuple[int, str] = (-1, "")  # (second, formatted prefix); one tuple = thread-safe swap
+
+
+def _reset() -> None:
+    global _last
+    _last = (-1, "")
+
+
+_state.register(__name__, _reset)
 
 
 def _local_prefix(ts: float) -> tuple[str, int]:
