@@ -36,7 +36,6 @@ from hapa_telemetry.exporting import (
 from hapa_telemetry.instruments import views
 from hapa_telemetry.settings import Settings
 
-_OTLP_TIMEOUT_S = 5.0
 # Encoding a batch holds the GIL; the SDK's default of 512 items stalls requests for
 # ~25-30 ms on each export (measured in bench/), 128 keeps p99 near bare's for ~15 % CPU.
 _DEFAULT_EXPORT_BATCH = 128
@@ -108,7 +107,9 @@ def build_providers(
             sdk_tp.add_span_processor(
                 BatchSpanProcessor(
                     CountingSpanExporter(
-                        _otlp_exporter(settings, "traces", settings.otlp_traces_endpoint),
+                        _otlp_exporter(
+                            settings, "traces", settings.otlp_traces_endpoint, health
+                        ),
                         health,
                     ),
                     max_export_batch_size=_batch_size("OTEL_BSP_MAX_EXPORT_BATCH_SIZE"),
@@ -136,7 +137,7 @@ def build_providers(
                     _otlp_exporter(settings, "metrics", settings.otlp_metrics_endpoint), health
                 ),
                 export_interval_millis=settings.metric_export_interval_ms,
-                export_timeout_millis=_OTLP_TIMEOUT_S * 1000,
+                export_timeout_millis=settings.otlp_timeout_s * 1000,
             )
         )
     meter_provider = MeterProvider(
@@ -157,7 +158,10 @@ def build_providers(
             logger_provider.add_log_record_processor(
                 BatchLogRecordProcessor(
                     CountingLogExporter(
-                        _otlp_exporter(settings, "logs", settings.otlp_logs_endpoint), health
+                        _otlp_exporter(
+                            settings, "logs", settings.otlp_logs_endpoint, health
+                        ),
+                        health,
                     ),
                     max_queue_size=settings.log_queue_size,
                     max_export_batch_size=_batch_size("OTEL_BLRP_MAX_EXPORT_BATCH_SIZE"),
@@ -197,10 +201,45 @@ _OTLP_EXPORTERS = {
 }
 
 
-def _otlp_exporter(settings: Settings, signal: str, endpoint: str | None) -> Any:
-    """The OTLP exporter of one signal for the configured protocol (imported lazily)."""
+def _otlp_exporter(
+    settings: Settings, signal: str, endpoint: str | None, health: ExportHealth | None = None
+) -> Any:
+    """The OTLP exporter of one signal for the configured protocol (imported lazily).
+
+    Spans and log records over OTLP/HTTP use the package's own encoder and client
+    (hapa_telemetry.otlp, several times cheaper than the SDK's); gRPC, metrics and
+    ``HAPA_OTLP_ENCODER=sdk`` use the SDK's exporters with the same headers,
+    compression and timeout.
+    """
+    if (
+        endpoint
+        and signal in ("traces", "logs")
+        and settings.otlp_protocol == "http/protobuf"
+        and settings.otlp_encoder == "hapa"
+    ):
+        from hapa_telemetry.otlp import build_exporter
+
+        return build_exporter(
+            signal,
+            endpoint,
+            headers=dict(settings.otlp_headers),
+            compression=settings.otlp_compression,
+            timeout=settings.otlp_timeout_s,
+            on_rejected=health.rejected if health is not None else None,
+        )
+    grpc = settings.otlp_protocol == "grpc"
     grpc_module, http_module, name = _OTLP_EXPORTERS[signal]
-    module = importlib.import_module(
-        grpc_module if settings.otlp_protocol == "grpc" else http_module
-    )
-    return getattr(module, name)(endpoint=endpoint, timeout=_OTLP_TIMEOUT_S)
+    module = importlib.import_module(grpc_module if grpc else http_module)
+    kwargs: dict[str, Any] = {"endpoint": endpoint, "timeout": settings.otlp_timeout_s}
+    if settings.otlp_headers:
+        kwargs["headers"] = dict(settings.otlp_headers)
+    if settings.otlp_compression == "gzip":
+        if grpc:
+            from grpc import Compression as GrpcCompression  # type: ignore[import-untyped]
+
+            kwargs["compression"] = GrpcCompression.Gzip
+        else:
+            from opentelemetry.exporter.otlp.proto.http import Compression
+
+            kwargs["compression"] = Compression.Gzip
+    return getattr(module, name)(**kwargs)

@@ -68,6 +68,12 @@ class Settings:
     otlp_logs_endpoint: str | None = None
     otlp_protocol: str = "http/protobuf"
     otlp_logs_trace_based: bool = True
+    # -- OTLP transport (exporter helper): see _otlp_transport() --------------------------
+    otlp_headers: Mapping[str, str] = field(default_factory=dict)
+    otlp_compression: str | None = None
+    otlp_timeout_s: float = 5.0
+    otlp_encoder: str = "hapa"
+    # --------------------------------------------------------------------------------------
     metric_export_interval_ms: int = 60_000
     multiprocess_dir: str | None = None
     resource_attributes: Mapping[str, str] = field(default_factory=dict)
@@ -140,6 +146,7 @@ class Settings:
             "multiprocess_dir": env.get("PROMETHEUS_MULTIPROC_DIR") or None,
             "resource_attributes": resource,
         }
+        values.update(_otlp_transport(r, env))
         # Validate the standard OTEL_* variables we do not consume ourselves but that the
         # SDK would otherwise reject with a warning and a silent fallback.
         r.choice(
@@ -317,3 +324,35 @@ def _signal_endpoint(
 def _check_url(variable: str, value: str) -> None:
     if not re.match(r"^https?://[^\s/]+", value.strip()):
         raise SettingsError(variable, value, "a URL like http://127.0.0.1:4318")
+
+
+# -- OTLP transport (exporter helper) ---------------------------------------------------
+def _otlp_transport(r: _Reader, env: Mapping[str, str]) -> dict[str, Any]:
+    """Headers, compression, timeout and encoder of the OTLP exporters.
+
+    ``OTEL_EXPORTER_OTLP_TIMEOUT`` is read in **seconds**, as the installed Python SDK
+    (1.45) reads it, not in milliseconds as the OTel spec writes; default 5 s.
+    """
+    compression = r.choice("OTEL_EXPORTER_OTLP_COMPRESSION", "none", ("gzip", "none"))
+    return {
+        "otlp_headers": _otlp_headers(env.get("OTEL_EXPORTER_OTLP_HEADERS", "")),
+        "otlp_compression": None if compression == "none" else compression,
+        "otlp_timeout_s": r.number("OTEL_EXPORTER_OTLP_TIMEOUT", 5.0, 0.001, 3600.0),
+        "otlp_encoder": r.choice("HAPA_OTLP_ENCODER", "hapa", ("hapa", "sdk")),
+    }
+
+
+def _otlp_headers(raw: str) -> dict[str, str]:
+    """``k=v,k2=v2`` (W3C-baggage-like, URL-encoded values) -> lower-case keys."""
+    from urllib.parse import unquote
+
+    out: dict[str, str] = {}
+    for item in raw.split(","):
+        if not item.strip():
+            continue
+        key, sep, value = item.partition("=")
+        key = unquote(key).strip().lower()
+        if not sep or not key:
+            raise SettingsError("OTEL_EXPORTER_OTLP_HEADERS", raw, "key=value pairs")
+        out[key] = unquote(value).strip()
+    return out
