@@ -173,14 +173,29 @@ def attributes(tag: bytes, attrs: Mapping[str, Any] | None) -> bytes:
     out: list[bytes] = []
     append = out.append
     str_pairs = _STR_PAIRS
+    int_pairs = _INT_PAIRS
+    keys = _KEYS
     for k, v in plain.items():
-        if type(v) is str:  # cache hit inline: most attributes of a server span
+        t = type(v)
+        if t is str:  # cache hits inline: most attributes of a server span
             table = str_pairs.get(k)
             if table is not None:
                 hit = table.get(v)
                 if hit is not None:
                     append(hit)
                     continue
+        elif t is int:
+            itable = int_pairs.get(k)
+            if itable is not None:
+                ihit = itable.get(v)
+                if ihit is not None:
+                    append(ihit)
+                    continue
+        elif t is float:  # durations: never repeat, 11 fixed bytes after the key
+            kb = keys.get(k) or _key(k)
+            kv = kb + b"\x12\x09\x21" + pack_double(v)
+            append(_VARINTS[len(kv)] + kv if len(kv) < _SMALL else varint(len(kv)) + kv)
+            continue
         append(key_value(k, v))
     return tag + tag.join(out)
 
@@ -230,26 +245,20 @@ def schema_url(tag: bytes, obj: Any) -> bytes:
 
 
 def group(items: Sequence[Any], encode_item: Callable[[Any], bytes],
+          origin: Callable[[Any], tuple[Any, Any]],
           pause: Callable[[], None] | None, every: int) -> list[tuple[Any, Any, list[bytes]]]:
-    """Encode items, grouped by (resource, scope) in first-seen order."""
+    """Encode items, grouped by ``origin(item)`` = (resource, scope) in first-seen order."""
     groups: dict[tuple[int, int], tuple[Any, Any, list[bytes]]] = {}
     for i, item in enumerate(items):
         if pause is not None and i and i % every == 0:
             pause()
-        resource, scope = _resource_and_scope(item)
+        resource, scope = origin(item)
         gkey = (id(resource), id(scope))
         entry = groups.get(gkey)
         if entry is None:
             entry = groups[gkey] = (resource, scope, [])
         entry[2].append(encode_item(item))
     return list(groups.values())
-
-
-def _resource_and_scope(item: Any) -> tuple[Any, Any]:
-    try:  # ReadableSpan: the fields behind its properties
-        return item._resource, item._instrumentation_scope or None
-    except AttributeError:
-        return item.resource, item.instrumentation_scope or None
 
 
 _RESOURCES = HeaderCache(encode_resource)

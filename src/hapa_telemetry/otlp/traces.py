@@ -131,8 +131,15 @@ def encode_span(span: Any) -> bytes:
     return b"".join(parts)
 
 
+def _origin(span: Any) -> tuple[Any, Any]:
+    try:  # ReadableSpan: the fields behind its properties
+        return span._resource, span._instrumentation_scope or None
+    except AttributeError:
+        return span.resource, span.instrumentation_scope or None
+
+
 def encode_spans(
     spans: Sequence[Any], pause: Callable[[], None] | None = None, every: int = 64
 ) -> bytes:
     """A serialized ``ExportTraceServiceRequest``; ``pause()`` runs every ``every`` spans."""
-    return request(group(spans, encode_span, pause, every), b"\x12")
+    return request(group(spans, encode_span, _origin, pause, every), b"\x12")
