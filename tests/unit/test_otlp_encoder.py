@@ -118,7 +118,7 @@ def _records() -> list[Any]:
     )
     provider.add_log_record_processor(SimpleLogRecordProcessor(memory))
     logger = provider.get_logger("hapa.logs", "9.9", schema_url="https://schema/s",
-                                 attributes={"scope.attr": 1})
+                                 attributes={"scope.attr": "one"})
     now = time.time_ns()
     ctx = trace.set_span_in_context(trace.NonRecordingSpan(REMOTE_PARENT))
     logger.emit(timestamp=now, observed_timestamp=now + 5, context=ctx,
