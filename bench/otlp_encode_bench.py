@@ -182,8 +182,7 @@ def main() -> None:
     print(f"load average {os.getloadavg()[0]:.2f}, batch {args.batch}, {args.rounds} rounds")
 
     spans, records = make_spans(args.batch), make_records(args.batch)
-    pause = exporters._pause
-    every = exporters._SLICE
+    every = exporters._CHECK_EVERY
     candidates: dict[str, tuple[Callable[[], Any], int]] = {
         "spans sdk": (lambda: sdk_spans(spans).SerializePartialToString(), len(spans)),
         "spans hapa": (lambda: encode_spans(spans), len(spans)),
@@ -217,8 +216,9 @@ def main() -> None:
                                   sdk_logs(rc).SerializePartialToString()))
         variants[f"hapa unsliced, batch {n}"] = (
             lambda sp=sp, rc=rc: (encode_spans(sp), encode_logs(rc)))
-        variants[f"hapa sliced/{every}, batch {n}"] = (
-            lambda sp=sp, rc=rc: (encode_spans(sp, pause, every), encode_logs(rc, pause, every)))
+        variants[f"hapa sliced, batch {n}"] = (
+            lambda sp=sp, rc=rc: (encode_spans(sp, exporters.Slicer(), every),
+                                  encode_logs(rc, exporters.Slicer(), every)))
     for name, work in variants.items():
         p99, worst = ping_lateness(work, args.gil_seconds)
         print(f"  {name:32} {p99:6.2f} / {worst:6.2f}")

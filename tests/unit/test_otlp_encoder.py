@@ -257,3 +257,19 @@ def test_pause_runs_between_slices() -> None:
     calls: list[int] = []
     encode_spans(spans, lambda: calls.append(1), 8)
     assert len(calls) == (len(spans) - 1) // 8
+
+
+def test_exporter_hands_the_gil_over_once_a_time_slice_is_used(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The exporter's pause hook sleeps only after a slice's time is used up: never
+    within a long slice, every time with a zero slice."""
+    from hapa_telemetry.otlp import exporters
+
+    sleeps: list[float] = []
+    monkeypatch.setattr(exporters.time, "sleep", sleeps.append)
+    spans = _spans() * 20
+    encode_spans(spans, exporters.Slicer(slice_s=60.0), 8)
+    assert sleeps == []
+    encode_spans(spans, exporters.Slicer(slice_s=0.0, pause_s=0.0001), 8)
+    assert sleeps == [0.0001] * ((len(spans) - 1) // 8)
