@@ -139,6 +139,12 @@ def json_spans(spans: list[Any]) -> bytes:
         "scopeSpans": [{"scope": {"name": "hapa_telemetry"}, "spans": out}]}]})
 
 
+def _wall(fn: Callable[[], Any]) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
 def cpu_us_per_item(fn: Callable[[], Any], items: int, repeat: int) -> float:
     t0 = time.thread_time()
     for _ in range(repeat):
@@ -205,6 +211,18 @@ def main() -> None:
     size = len(encode_spans(spans)), len(sdk_spans(spans).SerializePartialToString())
     print(f"bytes per span: hapa {size[0] / len(spans):.0f}, sdk {size[1] / len(spans):.0f}, "
           f"json {len(json_spans(spans)) / len(spans):.0f}")
+
+    print("\nlongest single C call holding the GIL per batch (min of 20, ms):")
+    from hapa_telemetry.otlp._wire import group, request
+    from hapa_telemetry.otlp.traces import _origin, encode_span
+    for n in (128, 512):
+        sp = make_spans(n)
+        msg = sdk_spans(sp)
+        serialize = min(_wall(msg.SerializePartialToString) for _ in range(20))
+        groups = group(sp, encode_span, _origin, None, 1)
+        join = min(_wall(lambda g=groups: request(g, b"\x12")) for _ in range(20))
+        print(f"  batch {n}: sdk SerializeToString {serialize * 1e3:.2f}, "
+              f"hapa whole request assembly (joins) {join * 1e3:.3f}")
 
     print(f"\nGIL: 1 ms ping lateness while encoding batches back to back "
           f"({args.gil_seconds:.0f} s each), ms p99 / max")
