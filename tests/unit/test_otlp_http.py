@@ -246,3 +246,30 @@ def test_export_after_shutdown_fails_without_a_request(server: tuple[str, Script
     exporter.shutdown()
     assert exporter.export(_spans(1)) == SpanExportResult.FAILURE
     assert script.seen == []
+
+
+def test_a_record_that_cannot_be_encoded_costs_only_itself(server: tuple[str, Script]) -> None:
+    """One record whose body cannot even be turned into text is left out and booked as
+    rejected with the reason; the rest of the batch is delivered."""
+    url, script = server
+
+    class Unprintable:
+        def __str__(self) -> str:
+            raise RuntimeError("no text for you")
+
+    memory = InMemoryLogRecordExporter()
+    provider = LoggerProvider(shutdown_on_exit=False)
+    provider.add_log_record_processor(SimpleLogRecordProcessor(memory))
+    logger = provider.get_logger("l")
+    logger.emit(body="first")
+    logger.emit(body=Unprintable())  # type: ignore[arg-type]
+    logger.emit(body="third")
+    health = ExportHealth(stream=None)
+    exporter = CountingLogExporter(
+        build_exporter("logs", url + "/v1/logs", on_rejected=health.rejected), health)
+    exporter.export(list(memory.get_finished_logs()))
+    request = logs_service_pb2.ExportLogsServiceRequest.FromString(script.seen[0].body)
+    bodies = [r.body.string_value for r in request.resource_logs[0].scope_logs[0].log_records]
+    assert bodies == ["first", "third"]
+    status = health.status()["logs"]
+    assert status["rejected_items"] == 1 and "no text for you" in status["last_error"]

@@ -99,13 +99,13 @@ def _other_value(value: Any) -> bytes:
 
 # -- KeyValue (with caches) -------------------------------------------------------------
 _KEYS: dict[str, bytes] = {}
-_MAX_KEYS = 1024
+_MAX_KEYS = 256
 # key -> {value: length-prefixed KeyValue}; str and int values in separate tables so
 # that 1, 1.0 and True never share an entry.
 _STR_PAIRS: dict[str, dict[str, bytes]] = {}
 _INT_PAIRS: dict[str, dict[int, bytes]] = {}
 _MAX_VALUES_PER_KEY = 64  # beyond this a key is high-cardinality: encoded every time
-_MAX_CACHED_CHARS = 128
+_MAX_CACHED_CHARS = 64  # worst case ~256 keys x 64 values x ~150 B per table
 
 
 def _key(key: str) -> bytes:
@@ -244,20 +244,36 @@ def schema_url(tag: bytes, obj: Any) -> bytes:
     return text(tag, url) if url else _EMPTY
 
 
-def group(items: Sequence[Any], encode_item: Callable[[Any], bytes],
-          origin: Callable[[Any], tuple[Any, Any]],
-          pause: Callable[[], None] | None, every: int) -> list[tuple[Any, Any, list[bytes]]]:
-    """Encode items, grouped by ``origin(item)`` = (resource, scope) in first-seen order."""
+def group(
+    items: Sequence[Any],
+    encode_item: Callable[[Any], bytes],
+    origin: Callable[[Any], tuple[Any, Any]],
+    pause: Callable[[], None] | None,
+    every: int,
+    on_error: Callable[[BaseException], None] | None = None,
+) -> list[tuple[Any, Any, list[bytes]]]:
+    """Encode items, grouped by ``origin(item)`` = (resource, scope) in first-seen order.
+
+    An item that cannot be encoded is left out (``on_error`` is told) instead of failing
+    the whole batch.
+    """
     groups: dict[tuple[int, int], tuple[Any, Any, list[bytes]]] = {}
     for i, item in enumerate(items):
         if pause is not None and i and i % every == 0:
             pause()
-        resource, scope = origin(item)
+        try:
+            encoded = encode_item(item)
+            resource, scope = origin(item)
+        except Exception as exc:
+            if on_error is None:
+                raise
+            on_error(exc)
+            continue
         gkey = (id(resource), id(scope))
         entry = groups.get(gkey)
         if entry is None:
             entry = groups[gkey] = (resource, scope, [])
-        entry[2].append(encode_item(item))
+        entry[2].append(encoded)
     return list(groups.values())
 
 

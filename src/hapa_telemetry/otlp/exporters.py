@@ -67,7 +67,12 @@ class _Exporter:
             return False
         if not items:
             return True
-        body = self._encode(items, Slicer(), _CHECK_EVERY)
+        failures: list[BaseException] = []
+        body = self._encode(items, Slicer(), _CHECK_EVERY, failures.append)
+        if failures and self._on_rejected is not None:
+            first = failures[0]
+            self._on_rejected(self.signal, len(failures),
+                              f"not encodable: {type(first).__name__}: {first}"[:300])
         result: SendResult = self._client.send(body)
         if result.ok:
             self.last_error = None

@@ -76,7 +76,14 @@ def _origin(readable: Any) -> tuple[Any, Any]:
 
 
 def encode_logs(
-    records: Sequence[Any], pause: Callable[[], None] | None = None, every: int = 64
+    records: Sequence[Any],
+    pause: Callable[[], None] | None = None,
+    every: int = 64,
+    on_error: Callable[[BaseException], None] | None = None,
 ) -> bytes:
-    """A serialized ``ExportLogsServiceRequest``; ``pause()`` runs every ``every`` records."""
-    return request(group(records, encode_log, _origin, pause, every), b"\x12")
+    """A serialized ``ExportLogsServiceRequest``.
+
+    ``pause()`` runs every ``every`` records; with ``on_error`` a record that cannot be
+    encoded is left out and reported to it, otherwise its exception propagates.
+    """
+    return request(group(records, encode_log, _origin, pause, every, on_error), b"\x12")

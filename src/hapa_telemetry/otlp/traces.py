@@ -139,7 +139,14 @@ def _origin(span: Any) -> tuple[Any, Any]:
 
 
 def encode_spans(
-    spans: Sequence[Any], pause: Callable[[], None] | None = None, every: int = 64
+    spans: Sequence[Any],
+    pause: Callable[[], None] | None = None,
+    every: int = 64,
+    on_error: Callable[[BaseException], None] | None = None,
 ) -> bytes:
-    """A serialized ``ExportTraceServiceRequest``; ``pause()`` runs every ``every`` spans."""
-    return request(group(spans, encode_span, _origin, pause, every), b"\x12")
+    """A serialized ``ExportTraceServiceRequest``.
+
+    ``pause()`` runs every ``every`` spans; with ``on_error`` a span that cannot be
+    encoded is left out and reported to it, otherwise its exception propagates.
+    """
+    return request(group(spans, encode_span, _origin, pause, every, on_error), b"\x12")
