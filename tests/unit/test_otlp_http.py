@@ -273,3 +273,20 @@ def test_a_record_that_cannot_be_encoded_costs_only_itself(server: tuple[str, Sc
     assert bodies == ["first", "third"]
     status = health.status()["logs"]
     assert status["rejected_items"] == 1 and "no text for you" in status["last_error"]
+
+
+def test_a_forked_worker_opens_its_own_connection(server: tuple[str, Script]) -> None:
+    """After fork (gunicorn --preload), the child does not write into the parent's socket."""
+    import os
+
+    url, script = server
+    client = _client(url)
+    assert client.send(b"parent").ok
+    pid = os.fork()
+    if pid == 0:  # child: send once and report by exit code
+        os._exit(0 if client.send(b"child").ok else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert client.send(b"parent again").ok
+    ports = {s.body: s.client_port for s in script.seen}
+    assert ports[b"child"] != ports[b"parent"] == ports[b"parent again"]

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import http.client
 import math
+import os
 import random
 import threading
 import time
@@ -73,6 +74,7 @@ class OtlpHttpClient:
         self._conn: http.client.HTTPConnection | None = None
         self._lock = threading.Lock()  # one request at a time on the one connection
         self._closed = threading.Event()
+        self._pid = os.getpid()
 
     @property
     def timeout(self) -> float:
@@ -82,6 +84,10 @@ class OtlpHttpClient:
         """POST ``body`` with retries, all within ``timeout`` (default: the client's)."""
         if self._closed.is_set():
             return SendResult(False, error="exporter is shut down", attempts=0)
+        if self._pid != os.getpid():  # forked (e.g. gunicorn --preload): own socket and lock
+            self._pid = os.getpid()
+            self._conn = None
+            self._lock = threading.Lock()
         deadline = time.monotonic() + (self._timeout if timeout is None else timeout)
         data = zlib.compress(body, 6, wbits=31) if self._gzip else body
         result = SendResult(False, error="no attempt made", attempts=0)
