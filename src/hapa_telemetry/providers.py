@@ -209,16 +209,15 @@ def _otlp_exporter(
     """The OTLP exporter of one signal for the configured protocol (imported lazily).
 
     Spans and log records over OTLP/HTTP use the package's own encoder and client
-    (hapa_telemetry.otlp, several times cheaper than the SDK's); gRPC, metrics and
+    (hapa_telemetry.otlp, several times cheaper than the SDK's; it writes protobuf, also
+    when http/json was asked for, as the SDK's HTTP exporters would); gRPC, metrics and
     ``HAPA_OTLP_ENCODER=sdk`` use the SDK's exporters with the same headers,
     compression and timeout.
     """
-    if (
-        endpoint
-        and signal in ("traces", "logs")
-        and settings.otlp_protocol == "http/protobuf"
-        and settings.otlp_encoder == "hapa"
-    ):
+    # a per-signal protocol when the settings have one, else the general one
+    protocol = getattr(settings, f"otlp_{signal}_protocol", None) or settings.otlp_protocol
+    grpc = protocol == "grpc"
+    if endpoint and signal in ("traces", "logs") and not grpc and settings.otlp_encoder == "hapa":
         from hapa_telemetry.otlp import build_exporter
 
         return build_exporter(
@@ -229,7 +228,6 @@ def _otlp_exporter(
             timeout=settings.otlp_timeout_s,
             on_rejected=health.rejected if health is not None else None,
         )
-    grpc = settings.otlp_protocol == "grpc"
     grpc_module, http_module, name = _OTLP_EXPORTERS[signal]
     module = importlib.import_module(grpc_module if grpc else http_module)
     kwargs: dict[str, Any] = {"endpoint": endpoint, "timeout": settings.otlp_timeout_s}

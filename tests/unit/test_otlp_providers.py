@@ -108,8 +108,9 @@ def test_metrics_over_http_stay_on_the_sdk_exporter() -> None:
     ("", {}),
 ])
 def test_otlp_headers_are_parsed_like_the_sdk(raw: str, expected: dict[str, str]) -> None:
-    """W3C-baggage-like k=v pairs, URL-decoded, keys lower-cased."""
-    assert dict(Settings.load({"OTEL_EXPORTER_OTLP_HEADERS": raw}).otlp_headers) == expected
+    """W3C-baggage-like k=v pairs, URL-decoded (header names are case-insensitive)."""
+    headers = Settings.load({"OTEL_EXPORTER_OTLP_HEADERS": raw}).otlp_headers
+    assert {k.lower(): v for k, v in headers.items()} == expected
 
 
 @pytest.mark.parametrize("env", [
