@@ -22,6 +22,12 @@ GIL: a thread sleeps 1 ms in a loop and records how late it wakes (the way a req
 notices an exporter thread); meanwhile the main thread encodes batches back to back for
 ``--gil-seconds`` per variant. Reported: p99 and max lateness in ms; "idle" is the same
 ping with nothing else running.
+
+Pipeline (``--pipeline-seconds``, 0 to skip): the package's providers (SDK batch
+processors, batch 128) export to a live local receiver (``apps/otlp_sink.py``, its own
+process) while the main thread makes ``--rate`` requests/s worth of telemetry (one
+server span + one ``request_end`` record each); the same ping thread measures lateness.
+Variants: no export (the producing alone), the SDK's exporters, ours.
 """
 
 from __future__ import annotations
@@ -178,12 +184,80 @@ def ping_lateness(work: Callable[[], Any] | None, seconds: float) -> tuple[float
     return late[int(len(late) * 0.99)], late[-1]
 
 
+def pipeline_lateness(sink: str, encoder: str | None, rate: int, seconds: float
+                      ) -> tuple[float, float, int, str]:
+    """(p99, max) ping lateness in ms, requests made and export outcomes, while
+    telemetry flows to ``sink``."""
+    from hapa_telemetry.exporting import ExportHealth
+    from hapa_telemetry.providers import build_providers
+    from hapa_telemetry.settings import Settings
+
+    env = {"ENABLE_METRICS": "false", "OTEL_METRICS_EXPORTER": "none"}
+    if encoder is not None:
+        env.update(OTEL_EXPORTER_OTLP_ENDPOINT=sink, HAPA_OTLP_ENCODER=encoder)
+    health = ExportHealth()
+    providers = build_providers(Settings.load(env), RESOURCE, health, set_global=False,
+                                log_exporter=None if encoder else _NullLogs())
+    tracer = providers.tracer_provider.get_tracer("hapa_telemetry")
+    assert providers.logger_provider is not None
+    logger = providers.logger_provider.get_logger("hapa_telemetry")
+    made = 0
+
+    def produce() -> None:
+        nonlocal made
+        t0 = time.monotonic()
+        for i in range(max(1, rate // 100)):  # 10 ms worth of requests
+            route = ROUTES[i % len(ROUTES)]
+            with tracer.start_as_current_span(f"GET {route}", kind=SpanKind.SERVER, attributes={
+                "http.request.method": "GET", "url.path": route, "url.scheme": "http",
+                "network.protocol.version": "1.1", "server.address": "10.0.3.17",
+                "server.port": 8000, "client.address": f"10.0.0.{i % 251}",
+                "user_agent.original": "python-httpx/0.28.1", "http.route": route,
+                "http.response.status_code": 200}):
+                logger.emit(severity_number=SeverityNumber.INFO, severity_text="INFO",
+                            body=f"API request end: GET {route} - 200 (0.0123s)",
+                            attributes={"logger": "api_monitor", "event_type": "request_end",
+                                        "method": "GET", "endpoint": route, "status_code": 200,
+                                        "duration": 0.0123 + i * 1e-6,
+                                        "client_ip": f"10.0.0.{i % 251}",
+                                        "request_id": f"{made:08x}-4c1f", "module": "middleware",
+                                        "function": "dispatch", "line": 0, "user_agent": "httpx"})
+            made += 1
+        time.sleep(max(0.0, 0.01 - (time.monotonic() - t0)))
+
+    try:
+        p99, worst = ping_lateness(produce, seconds)
+    finally:
+        providers.force_flush(10_000)
+        providers.shutdown()
+    outcome = ", ".join(f"{k} {v['exported_batches']} ok/{v['failed_batches']} failed"
+                        for k, v in sorted(health.status().items()))
+    return p99, worst, made, outcome
+
+
+class _NullLogs:
+    """A log exporter that drops everything (the no-export baseline needs a provider)."""
+
+    def export(self, batch: Any) -> Any:
+        from opentelemetry.sdk._logs.export import LogRecordExportResult
+
+        return LogRecordExportResult.SUCCESS
+
+    def shutdown(self) -> None:
+        pass
+
+    def force_flush(self, timeout_millis: int = 0) -> bool:
+        return True
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--repeat", type=int, default=20, help="batches per round")
     parser.add_argument("--gil-seconds", type=float, default=3.0)
+    parser.add_argument("--pipeline-seconds", type=float, default=4.0)
+    parser.add_argument("--rate", type=int, default=1000, help="requests/s in the pipeline")
     args = parser.parse_args()
     print(f"load average {os.getloadavg()[0]:.2f}, batch {args.batch}, {args.rounds} rounds")
 
@@ -240,6 +314,38 @@ def main() -> None:
     for name, work in variants.items():
         p99, worst = ping_lateness(work, args.gil_seconds)
         print(f"  {name:32} {p99:6.2f} / {worst:6.2f}")
+
+    if args.pipeline_seconds > 0:
+        _pipeline(args.rate, args.pipeline_seconds)
+
+
+def _pipeline(rate: int, seconds: float) -> None:
+    import socket
+    import subprocess
+    import sys
+    import tempfile
+    from pathlib import Path
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    stats = Path(tempfile.mkdtemp()) / "sink.json"
+    sink = subprocess.Popen([sys.executable, str(Path(__file__).parent / "apps" / "otlp_sink.py"),
+                             str(port), str(stats)])
+    try:
+        time.sleep(1.0)
+        print(f"\npipeline: {rate} requests/s (1 span + 1 log record each) through the "
+              f"providers to a live receiver, {seconds:.0f} s each; ping lateness ms p99 / max")
+        for name, encoder in (("no export", None), ("sdk exporters", "sdk"),
+                              ("hapa exporters", "hapa"), ("no export", None),
+                              ("sdk exporters", "sdk"), ("hapa exporters", "hapa")):
+            p99, worst, made, outcome = pipeline_lateness(
+                f"http://127.0.0.1:{port}", encoder, rate, seconds)
+            print(f"  {name:16} {p99:6.2f} / {worst:6.2f}   ({made / seconds:.0f} requests/s "
+                  f"made{'; ' + outcome if outcome else ''})")
+    finally:
+        sink.terminate()
+        sink.wait(10)
 
 
 if __name__ == "__main__":
