@@ -8,13 +8,15 @@ field is written as bytes straight away, nested messages sized bottom-up, and wh
 repeats between items is encoded once and cached: attribute keys, frequent
 ``(key, value)`` pairs (bounded: 64 values per key, short strings and ints), each
 resource and scope header. Figures, CPU µs per item, batch of 128, same run
-(2026-12-03, load average 14 on 2 vCPUs, so ~2x a quiet machine's absolute µs):
+(2026-12-03, load average 7 on 2 vCPUs, so above a quiet machine's absolute µs):
 
-    10-attribute server span    SDK 74.3   ours 7.6   (9.8x)   OTLP/JSON+orjson 18.0
-    request_end log record      SDK 74.7   ours 8.5   (8.8x)
+    10-attribute server span    SDK 60.1   ours 8.5   (7.1x)   OTLP/JSON+orjson 15.0
+    request_end log record      SDK 55.8   ours 7.1   (7.9x)
+
+(at load 14 the same hour: 9.8x and 8.8x).
 
 Why not OTLP/JSON with orjson: it needs a dict per attribute and value before orjson
-sees them (18 µs per span in the same run), the payload is ~2x bigger, and
+sees them (15 µs per span in the same run), the payload is ~2x bigger, and
 ``OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf`` keeps meaning what it says.
 Why not a native extension: pure Python reaches the target, so installation stays
 ``pip install`` with no compiler.
