@@ -290,3 +290,44 @@ def test_a_forked_worker_opens_its_own_connection(server: tuple[str, Script]) ->
     assert client.send(b"parent again").ok
     ports = {s.body: s.client_port for s in script.seen}
     assert ports[b"child"] != ports[b"parent"] == ports[b"parent again"]
+
+
+def test_rejected_records_show_in_metrics_and_health(
+    server: tuple[str, Script], tmp_path: Any
+) -> None:
+    """A configured app whose receiver rejects log records in a partial success shows them
+    as hapa_telemetry_export_total{signal="logs",outcome="rejected"} on /metrics and as
+    rejected_items in /health."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from hapa_telemetry import runtime
+    from hapa_telemetry.exposition import render_metrics
+
+    url, script = server
+    response = logs_service_pb2.ExportLogsServiceResponse()
+    response.partial_success.rejected_log_records = 1
+    response.partial_success.error_message = "quota"
+    script.responses = [(200, {}, response.SerializeToString())]
+    runtime._reset_for_tests()
+    try:
+        telemetry = runtime.configure(
+            set_global=False,
+            environ={"OTEL_EXPORTER_OTLP_LOGS_ENDPOINT": url + "/v1/logs",
+                     "OTEL_TRACES_EXPORTER": "none", "OTEL_METRICS_EXPORTER": "none",
+                     "LOG_TO_STDOUT": "false", "LOG_DIRECTORY": str(tmp_path)},
+        )
+        import logging
+
+        logging.getLogger("rejected.test").warning("this one will be rejected")
+        telemetry.pipeline.flush(5.0)
+        assert telemetry.providers.force_flush(5_000)
+        body, _ = render_metrics(telemetry, None)
+        samples = {
+            (s.labels.get("signal"), s.labels.get("outcome")): s.value
+            for fam in text_string_to_metric_families(body.decode())
+            for s in fam.samples if s.name.startswith("hapa_telemetry_export")
+        }
+        assert samples[("logs", "rejected")] >= 1
+        assert telemetry.providers.health.status()["logs"]["rejected_items"] >= 1
+    finally:
+        runtime._reset_for_tests()
