@@ -95,6 +95,7 @@ def _spans() -> list[Any]:
         server.set_status(Status(StatusCode.ERROR, "it failed"))
         with tracer.start_as_current_span("child", kind=SpanKind.CLIENT) as child:
             child.set_attribute("peer", "db")
+            child.set_status(Status(StatusCode.ERROR))  # an error without a description
         with other.start_as_current_span("other", kind=SpanKind.PRODUCER):
             pass
     with tracer.start_as_current_span("root-ok", kind=SpanKind.CONSUMER) as ok:

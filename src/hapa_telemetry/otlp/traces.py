@@ -74,13 +74,18 @@ def _links(links: Sequence[Any]) -> bytes:
     return b"".join(out)
 
 
+# Status without a description, by code (UNSET 0, OK 1, ERROR 2): most spans
+_BARE_STATUS = [b"\x7a\x00", b"\x7a\x02\x18\x01", b"\x7a\x02\x18\x02"]
+
+
 def _status(status: Any) -> bytes:
     if status is None:
         return b""
-    body = b""
-    if status.description:
-        body = text(b"\x12", status.description)
-    code = status.status_code.value
+    code: int = status.status_code.value
+    description: str | None = status.description
+    if not description and 0 <= code < 3:
+        return _BARE_STATUS[code]
+    body = text(b"\x12", description) if description else b""
     if code:
         body += b"\x18" + varint(code)
     return field_bytes(b"\x7a", body)
