@@ -32,6 +32,7 @@ class SignalState:
     last_failure: float | None = None
     last_success: float | None = None
     last_report: float = 0.0
+    rejected: int = 0
 
 
 class ExportHealth:
@@ -73,15 +74,43 @@ class ExportHealth:
             except Exception:  # pragma: no cover - counting must never break export
                 pass
         if report:
-            stream = self._stream or sys.stderr
+            self._write(
+                f"hapa-telemetry: {signal} export failed ({items} items, "
+                f"{failed_total} failures so far): {error or 'unknown error'}\n"
+            )
+
+    def rejected(self, signal: str, count: int, message: str = "") -> None:
+        """Book items the receiver refused in a partial-success response."""
+        if count <= 0:
+            return
+        now = time.time()
+        report = False
+        with self._lock:
+            state = self.signals.setdefault(signal, SignalState())
+            state.rejected += count
+            state.last_error = f"receiver rejected {count} items: {message or 'no reason'}"
+            if now - state.last_report >= self._interval:
+                state.last_report = now
+                report = True
+            total = state.rejected
+        if self._on_result is not None:
             try:
-                stream.write(
-                    f"hapa-telemetry: {signal} export failed ({items} items, "
-                    f"{failed_total} failures so far): {error or 'unknown error'}\n"
-                )
-                stream.flush()
-            except Exception:  # pragma: no cover
+                self._on_result(signal, "rejected", count)
+            except Exception:  # pragma: no cover - counting must never break export
                 pass
+        if report:
+            self._write(
+                f"hapa-telemetry: {signal} receiver rejected {count} items "
+                f"({total} so far): {message or 'no reason given'}\n"
+            )
+
+    def _write(self, line: str) -> None:
+        stream = self._stream or sys.stderr
+        try:
+            stream.write(line)
+            stream.flush()
+        except Exception:  # pragma: no cover
+            pass
 
     def dropped(self, signal: str, count: int) -> None:
         """Book items dropped before export (e.g. a full queue)."""
@@ -100,6 +129,7 @@ class ExportHealth:
                     "status": "ok" if healthy else "failing",
                     "exported_batches": s.ok,
                     "failed_batches": s.failed,
+                    "rejected_items": s.rejected,
                     "last_error": s.last_error,
                 }
             return out
@@ -115,7 +145,7 @@ def _describe(exc: BaseException) -> str:
 
 def _guarded_export(
     health: ExportHealth, signal: str, items: int, call: Callable[[], Any], success: Any,
-    failure: Any,
+    failure: Any, inner: object = None,
 ) -> Any:
     """Run one export; book its outcome; turn an exception into ``failure``."""
     try:
@@ -124,7 +154,11 @@ def _guarded_export(
         health.record(signal, False, items, _describe(exc))
         return failure
     ok = result == success
-    health.record(signal, ok, items, None if ok else "exporter returned FAILURE")
+    if ok:
+        health.record(signal, True, items)
+    else:
+        error = getattr(inner, "last_error", None) or "exporter returned FAILURE"
+        health.record(signal, False, items, error)
     return result
 
 
@@ -145,7 +179,7 @@ class CountingSpanExporter(SpanExporter):
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         result: SpanExportResult = _guarded_export(
             self._health, "traces", len(spans), lambda: self._inner.export(spans),
-            SpanExportResult.SUCCESS, SpanExportResult.FAILURE,
+            SpanExportResult.SUCCESS, SpanExportResult.FAILURE, self._inner,
         )
         return result
 
@@ -166,7 +200,7 @@ class CountingLogExporter(LogRecordExporter):
     def export(self, batch: Sequence[ReadableLogRecord]) -> LogRecordExportResult:
         result: LogRecordExportResult = _guarded_export(
             self._health, "logs", len(batch), lambda: self._inner.export(batch),
-            LogRecordExportResult.SUCCESS, LogRecordExportResult.FAILURE,
+            LogRecordExportResult.SUCCESS, LogRecordExportResult.FAILURE, self._inner,
         )
         return result
 

@@ -122,7 +122,9 @@ def build_providers(
             sdk_tp.add_span_processor(
                 BatchSpanProcessor(
                     CountingSpanExporter(
-                        _otlp_exporter(settings, "traces", settings.otlp_traces_endpoint),
+                        _otlp_exporter(
+                            settings, "traces", settings.otlp_traces_endpoint, health
+                        ),
                         health,
                     ),
                     max_export_batch_size=settings.bsp_max_export_batch_size,
@@ -176,7 +178,10 @@ def build_providers(
             logger_provider.add_log_record_processor(
                 BatchLogRecordProcessor(
                     CountingLogExporter(
-                        _otlp_exporter(settings, "logs", logs_endpoint), health
+                        _otlp_exporter(
+                            settings, "logs", logs_endpoint, health
+                        ),
+                        health,
                     ),
                     max_queue_size=settings.log_queue_size,
                     max_export_batch_size=settings.blrp_max_export_batch_size,
@@ -229,9 +234,43 @@ def _sampler(settings: Settings) -> Sampler:
     return root
 
 
-def _otlp_exporter(settings: Settings, signal: str, endpoint: str | None) -> Any:
-    """The OTLP exporter of one signal for its protocol (imported lazily)."""
+def _otlp_exporter(
+    settings: Settings, signal: str, endpoint: str | None, health: ExportHealth | None = None
+) -> Any:
+    """The OTLP exporter of one signal for the configured protocol (imported lazily).
+
+    Spans and log records over OTLP/HTTP use the package's own encoder and client
+    (hapa_telemetry.otlp, several times cheaper than the SDK's; it writes protobuf, also
+    when http/json was asked for, as the SDK's HTTP exporters would); gRPC, metrics and
+    ``HAPA_OTLP_ENCODER=sdk`` use the SDK's exporters with the same headers,
+    compression and timeout.
+    """
+    # a per-signal protocol when the settings have one, else the general one
+    protocol = getattr(settings, f"otlp_{signal}_protocol", None) or settings.otlp_protocol
+    grpc = protocol == "grpc"
+    if endpoint and signal in ("traces", "logs") and not grpc and settings.otlp_encoder == "hapa":
+        from hapa_telemetry.otlp import build_exporter
+
+        return build_exporter(
+            signal,
+            endpoint,
+            headers=dict(settings.otlp_headers),
+            compression=settings.otlp_compression,
+            timeout=settings.otlp_timeout_s,
+            on_rejected=health.rejected if health is not None else None,
+        )
     grpc_module, http_module, name = _OTLP_EXPORTERS[signal]
-    protocol = getattr(settings, f"otlp_{signal}_protocol")
-    module = importlib.import_module(grpc_module if protocol == "grpc" else http_module)
-    return getattr(module, name)(endpoint=endpoint, timeout=settings.otlp_timeout_s)
+    module = importlib.import_module(grpc_module if grpc else http_module)
+    kwargs: dict[str, Any] = {"endpoint": endpoint, "timeout": settings.otlp_timeout_s}
+    if settings.otlp_headers:
+        kwargs["headers"] = dict(settings.otlp_headers)
+    if settings.otlp_compression == "gzip":
+        if grpc:
+            from grpc import Compression as GrpcCompression  # type: ignore[import-untyped]
+
+            kwargs["compression"] = GrpcCompression.Gzip
+        else:
+            from opentelemetry.exporter.otlp.proto.http import Compression
+
+            kwargs["compression"] = Compression.Gzip
+    return getattr(module, name)(**kwargs)

@@ -125,14 +125,13 @@ def test_exporter_none_turns_a_signal_off_even_with_its_own_endpoint() -> None:
 
 
 def test_the_exporter_class_follows_the_signal_protocol() -> None:
-    """grpc gets the SDK's gRPC exporter, http/* its HTTP one, with the endpoint as resolved."""
+    """grpc gets the SDK's gRPC exporter, http/* the package's OTLP/HTTP one, with the
+    endpoint as resolved."""
     from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (
         OTLPSpanExporter as GrpcSpans,
     )
-    from opentelemetry.exporter.otlp.proto.http._log_exporter import (
-        OTLPLogExporter as HttpLogs,
-    )
 
+    from hapa_telemetry.otlp.exporters import HapaLogExporter as HttpLogs
     from hapa_telemetry.providers import _otlp_exporter
 
     s = Settings.load(
