@@ -155,7 +155,8 @@ class Instruments:
         meter.create_observable_counter(
             names.TELEMETRY_EXPORT_TOTAL,
             callbacks=[self._observe_exports],
-            description="Telemetry export batches by signal and outcome (ok, failed; items dropped, rejected)",
+            description="Telemetry export batches by signal and outcome "
+            "(ok, failed; items dropped, rejected)",
         )
         self.genai = GenAIInstruments(meter, mirror)  # GenAI semconv metrics + cache lookups
 
