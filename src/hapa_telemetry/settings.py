@@ -71,6 +71,17 @@ class Settings:
     metric_export_interval_ms: int = 60_000
     multiprocess_dir: str | None = None
     resource_attributes: Mapping[str, str] = field(default_factory=dict)
+    # -- contrib's FastAPI/HTTP instrumentation settings (the package replaces contrib) --
+    # OTEL_PYTHON_FASTAPI_EXCLUDED_URLS, else OTEL_PYTHON_EXCLUDED_URLS: regexes searched
+    # in scheme://host/path; matching requests get no span, no lines, no counts.
+    excluded_urls: tuple[str, ...] = ()
+    # OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_REQUEST / _SERVER_RESPONSE: regexes
+    # fully matched against header names; captured as http.{request,response}.header.*.
+    capture_request_headers: tuple[str, ...] = ()
+    capture_response_headers: tuple[str, ...] = ()
+    # OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SANITIZE_FIELDS: regexes searched in
+    # captured header names; their values become [REDACTED].
+    capture_sanitize_fields: tuple[str, ...] = ()
 
     @property
     def log_levelno(self) -> int:
@@ -139,6 +150,21 @@ class Settings:
             ),
             "multiprocess_dir": env.get("PROMETHEUS_MULTIPROC_DIR") or None,
             "resource_attributes": resource,
+            # -- contrib's FastAPI/HTTP instrumentation settings --------------------------
+            "excluded_urls": r.patterns(
+                "OTEL_PYTHON_FASTAPI_EXCLUDED_URLS"
+                if "OTEL_PYTHON_FASTAPI_EXCLUDED_URLS" in env
+                else "OTEL_PYTHON_EXCLUDED_URLS"
+            ),
+            "capture_request_headers": r.patterns(
+                "OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_REQUEST"
+            ),
+            "capture_response_headers": r.patterns(
+                "OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_RESPONSE"
+            ),
+            "capture_sanitize_fields": r.patterns(
+                "OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SANITIZE_FIELDS"
+            ),
         }
         # Validate the standard OTEL_* variables we do not consume ourselves but that the
         # SDK would otherwise reject with a warning and a silent fallback.

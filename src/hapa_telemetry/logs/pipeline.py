@@ -14,7 +14,7 @@ import logging
 import sys
 import time
 import traceback
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from typing import Any
 
@@ -68,6 +68,33 @@ _NOT_OTEL_ATTRIBUTES = frozenset(
 
 def _iso(created: float) -> str:
     return datetime.fromtimestamp(created, timezone.utc).isoformat()
+
+
+# -- the request lines: one builder for the middleware and APIMonitor --------------------
+def request_start_line(
+    method: str, endpoint: str, client_ip: str | None
+) -> tuple[str, dict[str, Any]]:
+    """Message and fields of a ``request_start`` line."""
+    return f"API request start: {method} {endpoint}", {
+        "method": method,
+        "endpoint": endpoint,
+        "client_ip": client_ip,
+        "event_type": names.EVENT_REQUEST_START,
+    }
+
+
+def request_end_line(
+    method: str, endpoint: str, status_code: int, duration: float, client_ip: str | None
+) -> tuple[str, dict[str, Any]]:
+    """Message and fields of a ``request_end`` line (``duration`` in seconds, 6 decimals)."""
+    return f"API request end: {method} {endpoint} - {status_code} ({duration:.4f}s)", {
+        "method": method,
+        "endpoint": endpoint,
+        "status_code": status_code,
+        "duration": round(duration, 6),
+        "client_ip": client_ip,
+        "event_type": names.EVENT_REQUEST_END,
+    }
 
 
 class EventBuilder:
@@ -149,6 +176,45 @@ class EventBuilder:
             event["trace_flags"] = format(ctx.trace_flags, "02x")
         return event
 
+    def build_trusted(
+        self,
+        created: float,
+        levelname: str,
+        name: str,
+        message: str,
+        bound: Mapping[str, Any],
+        fields: dict[str, Any],
+    ) -> dict[str, Any]:
+        """The event of one of the package's own lines (the request lines).
+
+        ``message`` and ``fields`` are made by the package from the route template,
+        method, status and numbers, so only the bound context is redacted; the client-IP
+        policy still applies. Same fields, same order as :meth:`build`.
+        """
+        event: dict[str, Any] = {
+            "timestamp": _iso(created),
+            "level": levelname,
+            "logger": name,
+            "message": message,
+            "module": "middleware",
+            "function": "dispatch",
+            "line": 0,
+            "service": self._service,
+            "environment": self._environment,
+        }
+        if bound:
+            for key, value in self.redactor.redact_mapping(bound).items():
+                event["field_" + key if key in RESERVED else key] = value
+        if "client_ip" in fields and self.settings.client_ip != "keep":
+            self._client_ip(fields)
+        event.update(fields)
+        ctx = trace.get_current_span().get_span_context()
+        if ctx.is_valid:
+            event["trace_id"] = format(ctx.trace_id, "032x")
+            event["span_id"] = format(ctx.span_id, "016x")
+            event["trace_flags"] = format(ctx.trace_flags, "02x")
+        return event
+
     def _client_ip(self, fields: dict[str, Any]) -> None:
         policy = self.settings.client_ip
         if policy == "drop":
@@ -165,6 +231,8 @@ class LogPipeline:
         self.builder = EventBuilder(settings)
         self.otel_logger: OTelLogger | None = None
         self.errors = 0
+        # Set by configure(): reports a failure (counted, on stderr with its traceback).
+        self.on_error: Callable[[str, BaseException], None] | None = None
         self._max = settings.log_max_value_chars
         self._plain = settings.log_format == "plain"
         self._trace_based = settings.otlp_logs_trace_based
@@ -213,8 +281,22 @@ class LogPipeline:
         try:
             event = self.builder.build_event(record)
             self.write(record.levelno, record.name, record.created, event)
-        except Exception:
-            self.errors += 1
+        except Exception as exc:
+            self.failed("log handler", exc)
+
+    def failed(self, where: str, error: BaseException) -> None:
+        """Count a failure of the pipeline and report it (never raises)."""
+        self.errors += 1
+        report = self.on_error
+        if report is not None:
+            report(where, error)
+
+    def accepts(self, levelno: int) -> bool:
+        """True when some sink (stdout, files, OTLP) would take a line of this level."""
+        if self.otel_logger is not None:
+            return True
+        writers = (self.writer,) if self.console is None else (self.writer, self.console)
+        return any(levelno >= level for w in writers for _, level in w.sinks)
 
     def write(self, levelno: int, name: str, created: float, event: dict[str, Any]) -> None:
         """Render an event once and hand it to the sinks and the OTel bridge."""
