@@ -28,13 +28,15 @@ _names: dict[tuple[str, str], str] = {}
 
 
 def _base_attributes(scope: Scope) -> dict[str, Any]:
-    key = (scope.get("scheme", "http"), scope.get("http_version"), scope.get("server"))
+    server = scope.get("server")
+    if server is not None and not isinstance(server, tuple):
+        server = tuple(server)  # some servers and test clients pass a list
+    key = (scope.get("scheme", "http"), scope.get("http_version"), server)
     attrs = _connection_attrs.get(key)
     if attrs is None:
         attrs = {"url.scheme": key[0]}
         if key[1]:
             attrs["network.protocol.version"] = key[1]
-        server = key[2]
         if server:
             attrs["server.address"] = server[0]
             if server[1] is not None:
