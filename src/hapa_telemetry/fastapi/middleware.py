@@ -27,7 +27,12 @@ from hapa_telemetry import context, names, runtime
 from hapa_telemetry.fastapi import server_span as server_span_mod
 from hapa_telemetry.fastapi.headers import ExcludedUrls, HeaderCapture
 from hapa_telemetry.instruments import UNMATCHED_ENDPOINT, fold_method
-from hapa_telemetry.logs.pipeline import FIELDS_ATTR, request_end_line, request_start_line
+from hapa_telemetry.logs.pipeline import (
+    FIELDS_ATTR,
+    request_end_line,
+    request_start_line,
+    trace_fields_of,
+)
 
 _SCOPE_MARK = "hapa_telemetry.request"
 _logger = logging.getLogger("api_monitor")
@@ -170,6 +175,7 @@ class _Request:
         "client_ip",
         "counted",
         "created",
+        "endpoint",
         "lines",
         "method",
         "rid_header",
@@ -180,6 +186,7 @@ class _Request:
         "status",
         "t",
         "token",
+        "trace_fields",
     )
 
     def __init__(self, mw: TelemetryMiddleware, scope: Scope, receive: Receive, send: Send):
@@ -194,6 +201,8 @@ class _Request:
         self.token: Any = None
         self.rid_header: tuple[bytes, bytes] | None = None
         self.capture = mw.capture
+        self.endpoint: str | None = None
+        self.trace_fields: tuple[str, str, str] | None = None
         self.started = time.perf_counter()
         self.created = time.time()
         self.method = method = fold_method(scope["method"])
@@ -223,6 +232,8 @@ class _Request:
                 _report("server span (start)", exc)
         span = self.span[0] if self.span is not None else trace.get_current_span()
         try:
+            if self.lines:  # the request's lines carry its server span's ids
+                self.trace_fields = trace_fields_of(span)
             if self.span is None and span.is_recording():  # another instrumentation's span
                 span.set_attribute("http.request.id", request_id)
             if self.capture is not None and self.capture.requests and span.is_recording():
@@ -270,18 +281,19 @@ class _Request:
 
     def log_start(self) -> None:
         self.start_logged = True
+        self.endpoint = endpoint = route_template(self.scope)
         if self.lines:
-            message, fields = request_start_line(
-                self.method, route_template(self.scope), self.client_ip
-            )
-            _emit(self.t, _INFO, message, self.created, fields)
+            message, fields = request_start_line(self.method, endpoint, self.client_ip)
+            _emit(self.t, _INFO, message, self.created, fields, self.trace_fields)
 
     def finish(self, error: BaseException | None) -> None:
         """Lines, counts and the span's end; never raises."""
         t = self.t
         try:
             duration = time.perf_counter() - self.started
-            endpoint = route_template(self.scope)
+            endpoint = self.endpoint
+            if endpoint is None or endpoint == UNMATCHED_ENDPOINT:
+                endpoint = route_template(self.scope)
             status = self.status
             if status is None:  # no response: an exception, or the client went away
                 status = (
@@ -303,7 +315,7 @@ class _Request:
                 message, fields = request_end_line(
                     method, endpoint, status, duration, self.client_ip
                 )
-                _emit(t, _INFO, message, None, fields)
+                _emit(t, _INFO, message, None, fields, self.trace_fields)
         except Exception as exc:
             _report("middleware (request lines)", exc)
         try:
@@ -324,7 +336,7 @@ class _Request:
 
 def _emit(
     t: runtime.Telemetry, level: int, message: str, created: float | None,
-    fields: dict[str, Any],
+    fields: dict[str, Any], trace_fields: tuple[str, str, str] | None,
 ) -> None:
     """Write one of the middleware's own lines.
 
@@ -344,7 +356,7 @@ def _emit(
         try:
             event = pipeline.builder.build_trusted(
                 when, logging.getLevelName(level), _logger.name, message,
-                context.bound_fields(), fields,
+                context.bound_fields(), fields, trace_fields,
             )
             pipeline.write(level, _logger.name, when, event)
         except Exception as exc:

@@ -66,8 +66,23 @@ _NOT_OTEL_ATTRIBUTES = frozenset(
 )
 
 
+_iso_second: tuple[int, str] = (-1, "")
+
+
 def _iso(created: float) -> str:
-    return datetime.fromtimestamp(created, timezone.utc).isoformat()
+    """``datetime.isoformat()`` in UTC, with the date-time part formatted once a second."""
+    global _iso_second
+    second = int(created)
+    cached = _iso_second
+    if cached[0] != second or created < 0:
+        text = datetime.fromtimestamp(second, timezone.utc).isoformat()[:-6]
+        cached = _iso_second = (second, text)
+    micros = round((created - second) * 1e6)
+    if micros == 0:
+        return cached[1] + "+00:00"
+    if micros >= 1_000_000:  # rounds up into the next second
+        return datetime.fromtimestamp(created, timezone.utc).isoformat()
+    return f"{cached[1]}.{micros:06d}+00:00"
 
 
 # -- the request lines: one builder for the middleware and APIMonitor --------------------
@@ -97,6 +112,17 @@ def request_end_line(
     }
 
 
+def trace_fields_of(span: trace.Span) -> tuple[str, str, str] | None:
+    """A span's trace id, span id and flags as the lines write them (None: no span)."""
+    ctx = span.get_span_context()
+    if not ctx.is_valid:
+        return None
+    return (
+        format(ctx.trace_id, "032x"), format(ctx.span_id, "016x"),
+        format(ctx.trace_flags, "02x"),
+    )
+
+
 class EventBuilder:
     """Turns a LogRecord into the event dict: enrich, add context, redact (no I/O)."""
 
@@ -107,6 +133,8 @@ class EventBuilder:
         )
         self._service = settings.service_name
         self._environment = settings.environment
+        # the bound mapping redacted last (mappings are immutable: identity is enough)
+        self._last_bound: tuple[object, Mapping[str, Any]] = (None, {})
 
     # -- the event --------------------------------------------------------------------------
     def build_event(self, record: logging.LogRecord) -> dict[str, Any]:
@@ -184,12 +212,16 @@ class EventBuilder:
         message: str,
         bound: Mapping[str, Any],
         fields: dict[str, Any],
+        trace_fields: tuple[str, str, str] | None = None,
     ) -> dict[str, Any]:
         """The event of one of the package's own lines (the request lines).
 
         ``message`` and ``fields`` are made by the package from the route template,
-        method, status and numbers, so only the bound context is redacted; the client-IP
-        policy still applies. Same fields, same order as :meth:`build`.
+        method, status and numbers, so only the bound context is redacted (a request's
+        two lines usually share one bound mapping: redacted once); the client-IP policy
+        still applies. ``trace_fields`` are the request span's trace id, span id and
+        flags, formatted once per request (else the current span's). Same fields, same
+        order as :meth:`build`.
         """
         event: dict[str, Any] = {
             "timestamp": _iso(created),
@@ -203,16 +235,21 @@ class EventBuilder:
             "environment": self._environment,
         }
         if bound:
-            for key, value in self.redactor.redact_mapping(bound).items():
+            last = self._last_bound
+            if last[0] is bound:
+                redacted = last[1]
+            else:
+                redacted = self.redactor.redact_mapping(bound)
+                self._last_bound = (bound, redacted)
+            for key, value in redacted.items():
                 event["field_" + key if key in RESERVED else key] = value
         if "client_ip" in fields and self.settings.client_ip != "keep":
             self._client_ip(fields)
         event.update(fields)
-        ctx = trace.get_current_span().get_span_context()
-        if ctx.is_valid:
-            event["trace_id"] = format(ctx.trace_id, "032x")
-            event["span_id"] = format(ctx.span_id, "016x")
-            event["trace_flags"] = format(ctx.trace_flags, "02x")
+        if trace_fields is None:
+            trace_fields = trace_fields_of(trace.get_current_span())
+        if trace_fields is not None:
+            event["trace_id"], event["span_id"], event["trace_flags"] = trace_fields
         return event
 
     def _client_ip(self, fields: dict[str, Any]) -> None:
@@ -233,6 +270,7 @@ class LogPipeline:
         self.errors = 0
         # Set by configure(): reports a failure (counted, on stderr with its traceback).
         self.on_error: Callable[[str, BaseException], None] | None = None
+        self._lowest_sink_level: int | None = None
         self._max = settings.log_max_value_chars
         self._plain = settings.log_format == "plain"
         self._trace_based = settings.otlp_logs_trace_based
@@ -295,8 +333,12 @@ class LogPipeline:
         """True when some sink (stdout, files, OTLP) would take a line of this level."""
         if self.otel_logger is not None:
             return True
-        writers = (self.writer,) if self.console is None else (self.writer, self.console)
-        return any(levelno >= level for w in writers for _, level in w.sinks)
+        lowest = self._lowest_sink_level
+        if lowest is None:
+            writers = (self.writer,) if self.console is None else (self.writer, self.console)
+            levels = [level for w in writers for _, level in w.sinks]
+            lowest = self._lowest_sink_level = min(levels) if levels else logging.CRITICAL + 1
+        return levelno >= lowest
 
     def write(self, levelno: int, name: str, created: float, event: dict[str, Any]) -> None:
         """Render an event once and hand it to the sinks and the OTel bridge."""
