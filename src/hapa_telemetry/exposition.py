@@ -6,6 +6,7 @@ collectors): the six seed metrics, the system gauges, the self-metrics and targe
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -104,6 +105,7 @@ def start_metrics_listener(telemetry: Telemetry, host: str, port: int) -> Any:
 
 
 SEED_APP_PORT = 8000  # the seed's METRICS_PORT: "the app's own port"
+_SERVER_MODULES = ("uvicorn", "gunicorn", "hypercorn", "granian", "daphne")
 
 
 def listening_ports() -> set[int]:
@@ -119,18 +121,19 @@ def listening_ports() -> set[int]:
 
 
 class MetricsListener:
-    """Decides whether ``METRICS_PORT`` gets its own listener, from the port the server
-    really listens on — never by binding first (a server that wants that very port would
-    then fail to start).
+    """Decides whether an explicitly set ``METRICS_PORT`` gets its own listener, from the
+    port the server really listens on — never by binding first (a server that wants that
+    very port would then fail to start). Unset, ``METRICS_PORT`` keeps the seed's meaning
+    (the app's own port) and no listener is made.
 
     - An instrumented app: once the server listens (after the lifespan startup, or at the
       first request, whose ``scope["server"]`` is checked against the process's listening
       sockets), the listener opens unless the server itself listens on ``METRICS_PORT``
       (then ``/metrics`` is simply the app's route). A server on a Unix socket always gets
       the listener.
-    - No app instrumented within ``grace`` seconds of ``configure()`` (a worker, a script):
-      the listener opens unless ``METRICS_PORT`` is the seed's 8000 ("the app's own port")
-      or already taken by this process.
+    - No app instrumented within ``grace`` seconds of ``configure()`` and no ASGI server
+      imported (a worker, a script): the listener opens unless ``METRICS_PORT`` is the
+      seed's 8000 ("the app's own port") or already taken by this process.
     """
 
     def __init__(
@@ -199,6 +202,8 @@ class MetricsListener:
     def _no_app_rule(self) -> None:
         if self._stop.wait(self._grace) or self._app or self.decided:
             return
+        if any(name in sys.modules for name in _SERVER_MODULES):
+            return  # a server is starting an app (slow imports): its port will decide
         self._decide(self.port != SEED_APP_PORT and self.port not in listening_ports())
 
     def _decide(self, open_listener: bool) -> None:

@@ -187,7 +187,7 @@ def configure(
         )
         pipeline.on_error = telemetry.internal_errors.report
         _current = telemetry
-        if settings.enable_metrics and settings.metrics_port != 0:
+        if settings.enable_metrics and settings.metrics_port_explicit and settings.metrics_port:
             # Opened once the server's real port is known (never before: the server may
             # want that very port); see exposition.MetricsListener.
             from hapa_telemetry.exposition import MetricsListener

@@ -82,6 +82,9 @@ class Settings:
     # OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SANITIZE_FIELDS: regexes searched in
     # captured header names; their values become [REDACTED].
     capture_sanitize_fields: tuple[str, ...] = ()
+    # -- METRICS_PORT given explicitly (env or argument): only then may it get a listener
+    # of its own; unset keeps the seed's meaning "the app's own port".
+    metrics_port_explicit: bool = False
 
     @property
     def log_levelno(self) -> int:
@@ -165,6 +168,7 @@ class Settings:
             "capture_sanitize_fields": r.patterns(
                 "OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SANITIZE_FIELDS"
             ),
+            "metrics_port_explicit": bool((env.get("METRICS_PORT") or "").strip()),
         }
         # Validate the standard OTEL_* variables we do not consume ourselves but that the
         # SDK would otherwise reject with a warning and a silent fallback.
@@ -184,6 +188,8 @@ class Settings:
         if "OTEL_TRACES_SAMPLER_ARG" in env:
             r.number("OTEL_TRACES_SAMPLER_ARG", 1.0, 0.0, 1.0)
         values.update(overrides)
+        if "metrics_port" in overrides and "metrics_port_explicit" not in overrides:
+            values["metrics_port_explicit"] = True
         settings = cls(**values)
         settings._validate()
         return settings

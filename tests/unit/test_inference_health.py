@@ -111,12 +111,19 @@ async def test_metrics_disabled_and_token(harness: Harness) -> None:
         assert ok.status_code == 200 and "target_info" in ok.text
 
 
-def test_metrics_port_without_an_app_gets_its_own_listener(harness: Harness) -> None:
+def test_metrics_port_without_an_app_gets_its_own_listener(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A process with no instrumented app (a worker, a script) gets METRICS_PORT=<other>
-    as its own listener once the grace period for an app has passed, with the token rule."""
+    as its own listener once the grace period for an app has passed, with the token rule;
+    an unset METRICS_PORT (the seed's "app's own port") never gets one."""
     import socket
 
+    from hapa_telemetry import exposition
     from hapa_telemetry.exposition import MetricsListener
+
+    assert harness.telemetry.metrics_listener is None  # METRICS_PORT unset
+    monkeypatch.setattr(exposition, "_SERVER_MODULES", ())  # pytest may have imported one
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -339,3 +339,11 @@ def test_contrib_settings_are_validated() -> None:
         Settings.load({"OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_REQUEST": "["})
     s = Settings.load({"OTEL_PYTHON_EXCLUDED_URLS": " a , b ,"})
     assert s.excluded_urls == ("a", "b")
+
+
+def test_only_an_explicit_metrics_port_may_get_a_listener() -> None:
+    """Unset METRICS_PORT keeps the seed's "app's own port" (no listener); set by the
+    environment or by configure(metrics_port=...), it is explicit."""
+    assert Settings.load({}).metrics_port_explicit is False
+    assert Settings.load({"METRICS_PORT": "8000"}).metrics_port_explicit is True
+    assert Settings.load({}, metrics_port=9100).metrics_port_explicit is True
