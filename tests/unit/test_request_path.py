@@ -347,3 +347,37 @@ def test_only_an_explicit_metrics_port_may_get_a_listener() -> None:
     assert Settings.load({}).metrics_port_explicit is False
     assert Settings.load({"METRICS_PORT": "8000"}).metrics_port_explicit is True
     assert Settings.load({}, metrics_port=9100).metrics_port_explicit is True
+
+
+async def test_a_custom_sampler_still_sees_the_request_attributes(harness: Harness) -> None:
+    """The span's request attributes are given at creation when a sampler might read them
+    (the built-in samplers never do; then they are set once, right after)."""
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.sampling import Decision, Sampler, SamplingResult
+
+    seen: list[dict[str, Any]] = []
+
+    class OnlyItems(Sampler):
+        def should_sample(self, parent_context: Any, trace_id: int, name: str,
+                          kind: Any = None, attributes: Any = None, links: Any = None,
+                          trace_state: Any = None) -> SamplingResult:
+            seen.append(dict(attributes or {}))
+            keep = str((attributes or {}).get("url.path", "")).startswith("/api/")
+            decision = Decision.RECORD_AND_SAMPLE if keep else Decision.DROP
+            return SamplingResult(decision, attributes)  # as the SDK's samplers do
+
+        def get_description(self) -> str:
+            return "only /api/"
+
+    provider = TracerProvider(sampler=OnlyItems())
+    provider.add_span_processor(SimpleSpanProcessor(harness.spans))
+    harness.telemetry.tracer = provider.get_tracer("test")
+    async with client(make_app()) as c:
+        await c.get("/api/v1/items/5")
+        await c.get("/ping")
+    assert [s["url.path"] for s in seen] == ["/api/v1/items/5", "/ping"]
+    assert seen[0]["http.request.method"] == "GET" and seen[0]["url.scheme"] == "http"
+    spans = server_spans(harness)
+    assert [s.attributes["url.path"] for s in spans] == ["/api/v1/items/5"]
+    assert spans[0].attributes["http.route"] == "/api/v1/items/{item_id}"
