@@ -101,7 +101,10 @@ class TelemetryMiddleware:
             if kind == "lifespan" and not self._server_seen:
                 listener = getattr(runtime.current(), "metrics_listener", None)
                 if listener is not None:
-                    listener.lifespan_starting()
+                    try:
+                        listener.lifespan_starting()
+                    except Exception as exc:
+                        _report("metrics listener", exc)
                 await self.app(scope, receive, self._lifespan_send(send))
                 return
             await self.app(scope, receive, send)
