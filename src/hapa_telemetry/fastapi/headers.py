@@ -26,8 +26,6 @@ import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from opentelemetry.util.http import normalise_request_header_name, normalise_response_header_name
-
 from hapa_telemetry.logs.redact import REDACTED, SENSITIVE_HEADERS, Redactor
 
 _CACHE_MAX = 1024  # header names seen; arbitrary client headers cannot grow it further
@@ -71,6 +69,13 @@ class HeaderCapture:
         sanitize: Sequence[str],
         redactor: Redactor,
     ) -> None:
+        from opentelemetry.util.http import (  # only when headers are captured
+            normalise_request_header_name,
+            normalise_response_header_name,
+        )
+
+        self._normalise_request = normalise_request_header_name
+        self._normalise_response = normalise_response_header_name
         self._request = _either(request)
         self._response = _either(response)
         self._sanitize = _either(sanitize)
@@ -92,7 +97,7 @@ class HeaderCapture:
     def request_attributes(self, headers: Iterable[tuple[bytes, bytes]]) -> dict[str, list[str]]:
         """``http.request.header.*`` attributes of the captured request headers."""
         return self._capture(
-            headers, self._request, self._request_names, normalise_request_header_name
+            headers, self._request, self._request_names, self._normalise_request
         )
 
     def response_attributes(
@@ -100,7 +105,7 @@ class HeaderCapture:
     ) -> dict[str, list[str]]:
         """``http.response.header.*`` attributes of the captured response headers."""
         return self._capture(
-            headers, self._response, self._response_names, normalise_response_header_name
+            headers, self._response, self._response_names, self._normalise_response
         )
 
     def _capture(
