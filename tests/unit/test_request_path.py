@@ -350,8 +350,8 @@ def test_only_an_explicit_metrics_port_may_get_a_listener() -> None:
 
 
 async def test_a_custom_sampler_still_sees_the_request_attributes(harness: Harness) -> None:
-    """The span's request attributes are given at creation when a sampler might read them
-    (the built-in samplers never do; then they are set once, right after)."""
+    """The span's request attributes are given at creation, so a sampler can decide on
+    them (semantic conventions: sampling-relevant attributes)."""
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
     from opentelemetry.sdk.trace.sampling import Decision, Sampler, SamplingResult

@@ -11,7 +11,6 @@ distinct connection shape and reused.
 
 from __future__ import annotations
 
-import weakref
 from typing import Any
 
 from opentelemetry import context as otel_context
@@ -47,28 +46,6 @@ def _base_attributes(scope: Scope) -> dict[str, Any]:
     return attrs
 
 
-_BUILTIN_SAMPLERS = "opentelemetry.sdk.trace.sampling"
-_sampler_checked: weakref.WeakKeyDictionary[Any, bool] = weakref.WeakKeyDictionary()
-
-
-def _sampler_ignores_attributes(tracer: trace.Tracer) -> bool:
-    """True when the tracer's sampler is one of the SDK's (they never read attributes)."""
-    try:
-        return _sampler_checked[tracer]
-    except (KeyError, TypeError):
-        pass
-    sampler = getattr(tracer, "sampler", None)
-    known = sampler is not None
-    while sampler is not None and known:
-        known = type(sampler).__module__ == _BUILTIN_SAMPLERS
-        sampler = getattr(sampler, "_root", None)  # ParentBased's root sampler
-    try:
-        _sampler_checked[tracer] = known
-    except TypeError:  # not weak-referenceable: decided again next time
-        pass
-    return known
-
-
 def start(
     scope: Scope,
     method: str,
@@ -101,16 +78,12 @@ def start(
         attributes["http.request.id"] = request_id
     if method == OTHER_METHOD:
         attributes["http.request.method_original"] = scope.get("method", "")
-    name = "HTTP" if method == OTHER_METHOD else method
-    if _sampler_ignores_attributes(tracer):
-        # The SDK cleans start attributes twice (sampling result, then the span); a
-        # built-in sampler never looks at them, so they are set once, right after.
-        span = tracer.start_span(name, context=parent, kind=SpanKind.SERVER)
-        if span.is_recording():
-            span.set_attributes(attributes)
-    else:
-        span = tracer.start_span(name, context=parent, kind=SpanKind.SERVER,
-                                 attributes=attributes)
+    span = tracer.start_span(
+        "HTTP" if method == OTHER_METHOD else method,
+        context=parent,
+        kind=SpanKind.SERVER,
+        attributes=attributes,  # at creation: a sampler may read them
+    )
     token = otel_context.attach(trace.set_span_in_context(span, parent))
     return span, token
 
