@@ -196,6 +196,11 @@ class MetricsListener:
                 self._decide(self.port not in ports)
                 return
             self._stop.wait(0.05)
+        ports = listening_ports()
+        if ports and not self.decided and any(m in sys.modules for m in _SERVER_MODULES):
+            # Sockets bound before the app started (gunicorn, uvicorn --workers): the
+            # server's are among those this process held already.
+            self._decide(self.port not in ports)
         with self._lock:
             self._polling = False
 

@@ -117,3 +117,33 @@ def test_app_on_the_metrics_port_is_not_bound_twice(tmp_path: Path) -> None:
         assert "address already in use" not in (tmp_path / "stdout.txt").read_text().lower()
     finally:
         stop(proc)
+
+
+def test_workers_with_inherited_sockets_get_the_listener_without_any_request(
+    tmp_path: Path,
+) -> None:
+    """uvicorn --workers 2 binds the app's socket before the workers start: one worker
+    still opens METRICS_PORT after its startup, before any request."""
+    app_port, metrics_port = free_port(), free_port()
+    (tmp_path / "app.py").write_text(APP)
+    proc = start(
+        [PYTHON, "-m", "uvicorn", "app:app", "--host", "127.0.0.1", "--port", str(app_port),
+         "--workers", "2"],
+        clean_env(METRICS_PORT=str(metrics_port), METRICS_HOST="127.0.0.1",
+                  LOG_DIRECTORY="none", LOG_TO_STDOUT="false"),
+        tmp_path,
+        tmp_path / "stdout.txt",
+    )
+    try:
+        deadline = time.monotonic() + 40
+        status = None
+        while time.monotonic() < deadline and status != 200:
+            try:
+                r = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=2)
+                status = r.status_code
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        assert status == 200, (tmp_path / "stdout.txt").read_text()
+        assert httpx.get(f"http://127.0.0.1:{app_port}/ping", timeout=5).status_code == 200
+    finally:
+        stop(proc)
