@@ -27,6 +27,23 @@ OTHER_METHOD = "_OTHER"
 UNMATCHED_ENDPOINT = "<unmatched>"
 
 
+# The six seed families: (name, Prometheus type, description, unit, has labels). The
+# instruments below and the /metrics placeholders for families without samples yet
+# (exposition.py) both come from here.
+SEED_FAMILIES: tuple[tuple[str, str, str, str, bool], ...] = (
+    (names.API_REQUESTS_TOTAL, "counter",
+     "Finished API requests by method, route template and status", "", True),
+    (names.API_REQUEST_DURATION_SECONDS, "histogram", "API request duration in seconds", "s",
+     True),
+    (names.AI_INFERENCE_DURATION_SECONDS, "histogram",
+     "AI model inference duration in seconds (cache hits not recorded)", "s", True),
+    (names.ACTIVE_CONNECTIONS, "gauge", "Requests in flight", "", False),
+    (names.API_ERRORS_TOTAL, "counter", "API errors by exception type", "", True),
+    (names.CACHE_HIT_RATE, "gauge", "Cache hit rate in percent (0-100)", "", False),
+)
+_DESCRIPTION = {name: description for name, _, description, _, _ in SEED_FAMILIES}
+
+
 def fold_method(method: str) -> str:
     """Map a request method onto the bounded set used as a label value."""
     return method if method in STANDARD_METHODS else OTHER_METHOD
@@ -115,30 +132,30 @@ class Instruments:
         meter.create_observable_counter(
             names.API_REQUESTS_TOTAL,
             callbacks=[self._observe_requests],
-            description="Finished API requests by method, route template and status",
+            description=_DESCRIPTION[names.API_REQUESTS_TOTAL],
         )
         self._duration = meter.create_histogram(
             names.API_REQUEST_DURATION_SECONDS,
             unit="s",
-            description="API request duration in seconds",
+            description=_DESCRIPTION[names.API_REQUEST_DURATION_SECONDS],
         )
         self._inference = meter.create_histogram(
             names.AI_INFERENCE_DURATION_SECONDS,
             unit="s",
-            description="AI model inference duration in seconds (cache hits not recorded)",
+            description=_DESCRIPTION[names.AI_INFERENCE_DURATION_SECONDS],
         )
         meter.create_observable_up_down_counter(
             names.ACTIVE_CONNECTIONS,
             callbacks=[self._observe_active],
-            description="Requests in flight",
+            description=_DESCRIPTION[names.ACTIVE_CONNECTIONS],
         )
         meter.create_observable_counter(
             names.API_ERRORS_TOTAL,
             callbacks=[self._observe_errors],
-            description="API errors by exception type",
+            description=_DESCRIPTION[names.API_ERRORS_TOTAL],
         )
         for name, callback, description in (
-            (names.CACHE_HIT_RATE, self._observe_cache, "Cache hit rate in percent (0-100)"),
+            (names.CACHE_HIT_RATE, self._observe_cache, _DESCRIPTION[names.CACHE_HIT_RATE]),
             (names.SYSTEM_CPU_PERCENT, self._observe_cpu, "System CPU utilisation in percent"),
             (
                 names.SYSTEM_MEMORY_PERCENT,
@@ -256,8 +273,8 @@ class Instruments:
         return [Observation(n, {names.LABEL_ERROR_TYPE: t}) for t, n in items]
 
     def _observe_cache(self, options: CallbackOptions) -> Iterable[Observation]:
-        rate = self._cache_hit_rate
-        return [] if rate is None else [Observation(rate)]
+        rate = self._cache_hit_rate  # 0 until a rate is set, as the seed's Gauge showed
+        return [Observation(0.0 if rate is None else rate)]
 
     def _observe_cpu(self, options: CallbackOptions) -> Iterable[Observation]:
         return [Observation(self.cpu.percent())]

@@ -17,7 +17,12 @@ import psutil
 
 from hapa_telemetry import names, runtime
 from hapa_telemetry.instruments import fold_method
-from hapa_telemetry.logs.pipeline import FIELDS_ATTR, EventBuilder
+from hapa_telemetry.logs.pipeline import (
+    FIELDS_ATTR,
+    EventBuilder,
+    request_end_line,
+    request_start_line,
+)
 from hapa_telemetry.logs.render import render_json
 from hapa_telemetry.settings import Settings
 
@@ -138,14 +143,8 @@ class APIMonitor:
         self, method: str, endpoint: str, client_ip: str | None = None, **fields: Any
     ) -> None:
         """A request began: log ``request_start`` and count it in active_connections."""
-        self.logger.info(
-            f"API request start: {method} {endpoint}",
-            method=method,
-            endpoint=endpoint,
-            client_ip=client_ip,
-            event_type=names.EVENT_REQUEST_START,
-            **fields,
-        )
+        message, line = request_start_line(method, endpoint, client_ip)
+        self.logger.info(message, **{**fields, **line})
         runtime.get().instruments.request_started()
 
     def log_request_end(
@@ -158,16 +157,8 @@ class APIMonitor:
         **fields: Any,
     ) -> None:
         """A request ended: log ``request_end``, count and time it, end active_connections."""
-        self.logger.info(
-            f"API request end: {method} {endpoint} - {status_code} ({duration:.4f}s)",
-            method=method,
-            endpoint=endpoint,
-            status_code=status_code,
-            duration=duration,
-            client_ip=client_ip,
-            event_type=names.EVENT_REQUEST_END,
-            **fields,
-        )
+        message, line = request_end_line(method, endpoint, status_code, duration, client_ip)
+        self.logger.info(message, **{**fields, **line})
         t = runtime.get()
         t.instruments.request_finished(fold_method(method), endpoint, int(status_code), duration)
         t.stats.record(duration, int(status_code) >= 500)
@@ -278,5 +269,6 @@ class PerformanceMonitor:
                 "exporters": t.providers.health.status(),
                 "log_lines_dropped": t.pipeline.writer.dropped,
                 "log_errors": t.pipeline.errors,
+                "internal_errors": t.internal_errors.counts(),
             },
         }

@@ -28,13 +28,12 @@ from hapa_telemetry import _state
 from hapa_telemetry._version import __version__
 from hapa_telemetry.exporting import ExportHealth
 from hapa_telemetry.instruments import Instruments
+from hapa_telemetry.internal_errors import InternalErrors
 from hapa_telemetry.livestats import LiveStats
 from hapa_telemetry.logs.pipeline import HapaHandler, LogPipeline
 from hapa_telemetry.providers import Providers, build_providers
 from hapa_telemetry.resource import build_resource
 from hapa_telemetry.settings import Settings
-
-_APP_PORT = 8000  # the seed serves /metrics on the app's own port, METRICS_PORT=8000
 
 
 @dataclass
@@ -51,7 +50,8 @@ class Telemetry:
     global_providers: bool = True
     metrics_registry: CollectorRegistry | None = None
     mirror: Any = None
-    metrics_server: Any = None
+    metrics_listener: Any = None  # exposition.MetricsListener when METRICS_PORT is set
+    internal_errors: InternalErrors = field(default_factory=InternalErrors)
     _closed: bool = field(default=False, repr=False)
 
     def force_flush(self, timeout: float = 5.0) -> bool:
@@ -86,9 +86,8 @@ class Telemetry:
             return
         self._closed = True
         deadline = time.monotonic() + timeout
-        if self.metrics_server is not None:
-            self.metrics_server.shutdown()
-            self.metrics_server.server_close()
+        if self.metrics_listener is not None:
+            self.metrics_listener.close()
         if self.mirror is not None:
             self.mirror.process_exit()
         self.pipeline.shutdown(max(0.5, timeout / 2))
@@ -190,13 +189,17 @@ def configure(
             metrics_registry=registry,
             mirror=mirror,
         )
+        pipeline.on_error = telemetry.internal_errors.report
         _current = telemetry
-        if settings.enable_metrics and settings.metrics_port not in (0, _APP_PORT):
-            from hapa_telemetry.exposition import start_metrics_listener
+        if settings.enable_metrics and settings.metrics_port_explicit and settings.metrics_port:
+            # Opened once the server's real port is known (never before: the server may
+            # want that very port); see exposition.MetricsListener.
+            from hapa_telemetry.exposition import MetricsListener
 
-            telemetry.metrics_server = start_metrics_listener(
+            telemetry.metrics_listener = MetricsListener(
                 telemetry, settings.metrics_host, settings.metrics_port
             )
+            telemetry.metrics_listener.start()
         if set_global:
             atexit.register(telemetry.shutdown)
             _flush_on_sigterm(telemetry)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import httpx
 import pytest
 from conftest import Harness
@@ -110,16 +112,33 @@ async def test_metrics_disabled_and_token(harness: Harness) -> None:
         assert ok.status_code == 200 and "target_info" in ok.text
 
 
-def test_metrics_port_other_than_the_app_port_gets_its_own_listener(harness: Harness) -> None:
-    """METRICS_PORT=<other> serves /metrics on that port too, with the same token rule."""
+def test_metrics_port_without_an_app_gets_its_own_listener(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A process with no instrumented app (a worker, a script) gets METRICS_PORT=<other>
+    as its own listener once the grace period for an app has passed, with the token rule;
+    an unset METRICS_PORT (the seed's "app's own port") never gets one."""
     import socket
+
+    from hapa_telemetry import exposition
+    from hapa_telemetry.exposition import MetricsListener
+
+    assert harness.telemetry.metrics_listener is None  # METRICS_PORT unset
+    monkeypatch.setattr(exposition, "_SERVER_MODULES", ())  # pytest may have imported one
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     reset_telemetry()
-    runtime.configure(set_global=False, log_directory=None, log_to_stdout=False,
-                      metrics_port=port, metrics_host="127.0.0.1", metrics_token="t0k")
+    t = runtime.configure(set_global=False, log_directory=None, log_to_stdout=False,
+                          metrics_port=port, metrics_host="127.0.0.1", metrics_token="t0k")
+    assert t.metrics_listener is not None and t.metrics_listener.server is None  # not yet
+    t.metrics_listener.close()
+    t.metrics_listener = MetricsListener(t, "127.0.0.1", port, grace=0.05)
+    t.metrics_listener.start()
+    deadline = time.monotonic() + 10
+    while t.metrics_listener.server is None and time.monotonic() < deadline:
+        time.sleep(0.02)
     r = httpx.get(f"http://127.0.0.1:{port}/metrics", headers={"authorization": "Bearer t0k"})
     assert r.status_code == 200 and "system_cpu_percent" in r.text
     assert httpx.get(f"http://127.0.0.1:{port}/metrics").status_code == 401

@@ -23,6 +23,7 @@ from starlette.routing import Route
 
 from hapa_telemetry import _state, runtime
 from hapa_telemetry.exposition import render_metrics
+from hapa_telemetry.fastapi.headers import ExcludedUrls, HeaderCapture
 from hapa_telemetry.fastapi.middleware import TelemetryMiddleware
 from hapa_telemetry.monitors import PerformanceMonitor
 
@@ -51,6 +52,15 @@ def instrument_fastapi(app: Any, **overrides: Any) -> Any:
     # The server span: ours (cheapest), unless contrib's OpenTelemetryMiddleware is in
     # the stack (another distro instrumented the class) or FastAPI's native operation
     # spans are wanted — then that instrumentation makes it and ours steps aside.
+    excluded = ExcludedUrls(s.excluded_urls) if s.excluded_urls else None
+    capture = None
+    if s.capture_request_headers or s.capture_response_headers:
+        capture = HeaderCapture(
+            s.capture_request_headers,
+            s.capture_response_headers,
+            s.sanitize_header_fields,
+            t.pipeline.builder.redactor,
+        )
     contrib = _contrib_instrumented(app)
     native_spans = has_native_telemetry(app) and s.operation_spans and not contrib
     if has_native_telemetry(app):
@@ -62,7 +72,7 @@ def instrument_fastapi(app: Any, **overrides: Any) -> Any:
             # The global provider is looked up per request (it is replaced after a fork);
             # a provider that is not global is passed explicitly.
             tracer_provider=None if t.global_providers else t.providers.tracer_provider,
-            exclude=_exclude(frozenset({s.metrics_path, s.health_path})),
+            exclude=_exclude(frozenset({s.metrics_path, s.health_path}), excluded),
         )
     endpoints: dict[str, Any] = {s.health_path: Route(s.health_path, health_endpoint)}
     if s.enable_metrics:
@@ -72,14 +82,20 @@ def instrument_fastapi(app: Any, **overrides: Any) -> Any:
         endpoints=endpoints,
         owner=app,
         tracing=not (native_spans or contrib),
+        excluded=excluded,
+        capture=capture,
     )
+    if t.metrics_listener is not None:
+        t.metrics_listener.app_instrumented()
     setattr(app.state, _MARK, True)
     return app
 
 
-def _exclude(paths: frozenset[str]) -> Any:
+def _exclude(paths: frozenset[str], excluded: ExcludedUrls | None) -> Any:
     def exclude(scope: Any) -> bool:
-        return scope.get("path") in paths
+        if scope.get("path") in paths:
+            return True
+        return excluded is not None and excluded.matches(scope)
 
     return exclude
 

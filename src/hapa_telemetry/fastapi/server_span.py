@@ -4,7 +4,9 @@ dicts or operation-span bookkeeping).
 
 Used unless another instrumentation already made a server span for the request (contrib's
 OpenTelemetryMiddleware, or FastAPI's native telemetry when operation spans are wanted).
-Attributes follow the HTTP semantic conventions (stable).
+Attributes follow the HTTP semantic conventions (stable). The attributes that depend only
+on the connection (scheme, protocol version, server address and port) are built once per
+distinct connection shape and reused.
 """
 
 from __future__ import annotations
@@ -17,44 +19,83 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from starlette.types import Scope
 
 from hapa_telemetry.instruments import OTHER_METHOD, UNMATCHED_ENDPOINT
+from hapa_telemetry.internal_errors import InternalErrors
 
-_PROPAGATION_HEADERS = frozenset({b"traceparent", b"tracestate", b"baggage"})
+PROPAGATION_HEADERS = frozenset({b"traceparent", b"tracestate", b"baggage"})
+_CACHE_MAX = 256
+_connection_attrs: dict[tuple[Any, Any, Any], dict[str, Any]] = {}
+_names: dict[tuple[str, str], str] = {}
 
 
-def start(scope: Scope, method: str, tracer: trace.Tracer) -> tuple[trace.Span, object] | None:
+def _base_attributes(scope: Scope) -> dict[str, Any]:
+    server = scope.get("server")
+    if server is not None and not isinstance(server, tuple):
+        server = tuple(server)  # some servers and test clients pass a list
+    key = (scope.get("scheme", "http"), scope.get("http_version"), server)
+    attrs = _connection_attrs.get(key)
+    if attrs is None:
+        attrs = {"url.scheme": key[0]}
+        if key[1]:
+            attrs["network.protocol.version"] = key[1]
+        if server:
+            attrs["server.address"] = server[0]
+            if server[1] is not None:
+                attrs["server.port"] = server[1]
+        if len(_connection_attrs) < _CACHE_MAX:
+            _connection_attrs[key] = attrs
+    return attrs
+
+
+def start(
+    scope: Scope,
+    method: str,
+    tracer: trace.Tracer,
+    carrier: dict[str, str] | None = None,
+    request_id: str | None = None,
+    errors: InternalErrors | None = None,
+) -> tuple[trace.Span, object] | None:
     """Open the server span (continuing an incoming W3C trace) and make it current.
 
-    Returns None when a span is already current (another instrumentation made it).
+    ``carrier`` holds the request's propagation headers. A propagator that fails is
+    reported to ``errors`` and the span starts a new trace. Returns None when a span is
+    already current (another instrumentation made it).
     """
     if trace.get_current_span().get_span_context().is_valid:
         return None
-    carrier: dict[str, str] = {}
-    for key, value in scope.get("headers", ()):
-        if key in _PROPAGATION_HEADERS:
-            carrier[key.decode("latin-1")] = value.decode("latin-1")
-    parent = propagate.extract(carrier) if carrier else None
-    attributes: dict[str, Any] = {
+    parent = None
+    if carrier:
+        try:
+            parent = propagate.extract(carrier)
+        except Exception as exc:
+            if errors is not None:
+                errors.report("server span (propagator extract)", exc)
+    attributes = {
         "http.request.method": method,
         "url.path": scope.get("path", ""),
-        "url.scheme": scope.get("scheme", "http"),
+        **_base_attributes(scope),
     }
+    if request_id is not None:
+        attributes["http.request.id"] = request_id
     if method == OTHER_METHOD:
         attributes["http.request.method_original"] = scope.get("method", "")
-    if scope.get("http_version"):
-        attributes["network.protocol.version"] = scope["http_version"]
-    server = scope.get("server")
-    if server:
-        attributes["server.address"] = server[0]
-        if server[1] is not None:
-            attributes["server.port"] = server[1]
     span = tracer.start_span(
         "HTTP" if method == OTHER_METHOD else method,
         context=parent,
         kind=SpanKind.SERVER,
-        attributes=attributes,
+        attributes=attributes,  # at creation: a sampler may read them
     )
     token = otel_context.attach(trace.set_span_in_context(span, parent))
     return span, token
+
+
+def _span_name(method: str, endpoint: str) -> str:
+    key = (method, endpoint)
+    name = _names.get(key)
+    if name is None:
+        name = f"{'HTTP' if method == OTHER_METHOD else method} {endpoint}"
+        if len(_names) < _CACHE_MAX * 16:
+            _names[key] = name
+    return name
 
 
 def end(
@@ -69,9 +110,12 @@ def end(
     try:
         if span.is_recording():
             if endpoint != UNMATCHED_ENDPOINT:
-                span.set_attribute("http.route", endpoint)
-                span.update_name(f"{'HTTP' if method == OTHER_METHOD else method} {endpoint}")
-            span.set_attribute("http.response.status_code", status)
+                span.update_name(_span_name(method, endpoint))
+                span.set_attributes(
+                    {"http.route": endpoint, "http.response.status_code": status}
+                )
+            else:
+                span.set_attribute("http.response.status_code", status)
             if error is not None and isinstance(error, Exception):
                 span.record_exception(error)
                 span.set_attribute("error.type", type(error).__qualname__)

@@ -14,7 +14,7 @@ import logging
 import sys
 import time
 import traceback
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from typing import Any
 
@@ -23,7 +23,7 @@ from opentelemetry import trace
 from opentelemetry._logs import Logger as OTelLogger
 from opentelemetry._logs import SeverityNumber
 
-from hapa_telemetry import context, names
+from hapa_telemetry import _state, context, names
 from hapa_telemetry.logs.files import DailySizeRotatingFile
 from hapa_telemetry.logs.redact import Redactor, anonymize_ip
 from hapa_telemetry.logs.render import render_dev, render_json
@@ -67,8 +67,69 @@ _NOT_OTEL_ATTRIBUTES = frozenset(
 )
 
 
+_iso_second: tuple[int, str] = (-1, "")  # (second, formatted date-time): a cache
+
+
+def _reset() -> None:
+    global _iso_second
+    _iso_second = (-1, "")
+
+
+_state.register(__name__, _reset)
+
+
 def _iso(created: float) -> str:
-    return datetime.fromtimestamp(created, timezone.utc).isoformat()
+    """``datetime.isoformat()`` in UTC, with the date-time part formatted once a second."""
+    global _iso_second
+    second = int(created)
+    cached = _iso_second
+    if cached[0] != second or created < 0:
+        text = datetime.fromtimestamp(second, timezone.utc).isoformat()[:-6]
+        cached = _iso_second = (second, text)
+    micros = round((created - second) * 1e6)
+    if micros == 0:
+        return cached[1] + "+00:00"
+    if micros >= 1_000_000:  # rounds up into the next second
+        return datetime.fromtimestamp(created, timezone.utc).isoformat()
+    return f"{cached[1]}.{micros:06d}+00:00"
+
+
+# -- the request lines: one builder for the middleware and APIMonitor --------------------
+def request_start_line(
+    method: str, endpoint: str, client_ip: str | None
+) -> tuple[str, dict[str, Any]]:
+    """Message and fields of a ``request_start`` line."""
+    return f"API request start: {method} {endpoint}", {
+        "method": method,
+        "endpoint": endpoint,
+        "client_ip": client_ip,
+        "event_type": names.EVENT_REQUEST_START,
+    }
+
+
+def request_end_line(
+    method: str, endpoint: str, status_code: int, duration: float, client_ip: str | None
+) -> tuple[str, dict[str, Any]]:
+    """Message and fields of a ``request_end`` line (``duration`` in seconds, 6 decimals)."""
+    return f"API request end: {method} {endpoint} - {status_code} ({duration:.4f}s)", {
+        "method": method,
+        "endpoint": endpoint,
+        "status_code": status_code,
+        "duration": round(duration, 6),
+        "client_ip": client_ip,
+        "event_type": names.EVENT_REQUEST_END,
+    }
+
+
+def trace_fields_of(span: trace.Span) -> tuple[str, str, str] | None:
+    """A span's trace id, span id and flags as the lines write them (None: no span)."""
+    ctx = span.get_span_context()
+    if not ctx.is_valid:
+        return None
+    return (
+        format(ctx.trace_id, "032x"), format(ctx.span_id, "016x"),
+        format(ctx.trace_flags, "02x"),
+    )
 
 
 class EventBuilder:
@@ -88,6 +149,8 @@ class EventBuilder:
             {names.FIELD_SERVICE_VERSION, names.FIELD_SERVICE_INSTANCE_ID}
             if self._identity else set()
         )
+        # the bound mapping redacted last (mappings are immutable: identity is enough)
+        self._last_bound: tuple[object, Mapping[str, Any]] = (None, {})
 
     # -- the event --------------------------------------------------------------------------
     def build_event(self, record: logging.LogRecord) -> dict[str, Any]:
@@ -160,6 +223,57 @@ class EventBuilder:
             event[names.FIELD_SERVICE_INSTANCE_ID] = instance_id()
         return event
 
+    def build_trusted(
+        self,
+        created: float,
+        levelname: str,
+        name: str,
+        message: str,
+        bound: Mapping[str, Any],
+        fields: dict[str, Any],
+        trace_fields: tuple[str, str, str] | None = None,
+    ) -> dict[str, Any]:
+        """The event of one of the package's own lines (the request lines).
+
+        ``message`` and ``fields`` are made by the package from the route template,
+        method, status and numbers, so only the bound context is redacted (a request's
+        two lines usually share one bound mapping: redacted once); the client-IP policy
+        still applies. ``trace_fields`` are the request span's trace id, span id and
+        flags, formatted once per request (else the current span's). Same fields, same
+        order as :meth:`build`.
+        """
+        event: dict[str, Any] = {
+            "timestamp": _iso(created),
+            "level": levelname,
+            "logger": name,
+            "message": message,
+            "module": "middleware",
+            "function": "dispatch",
+            "line": 0,
+            "service": self._service,
+            "environment": self._environment,
+        }
+        if bound:
+            last = self._last_bound
+            if last[0] is bound:
+                redacted = last[1]
+            else:
+                redacted = self.redactor.redact_mapping(bound)
+                self._last_bound = (bound, redacted)
+            for key, value in redacted.items():
+                event["field_" + key if key in self._reserved else key] = value
+        if "client_ip" in fields and self.settings.client_ip != "keep":
+            self._client_ip(fields)
+        event.update(fields)
+        if trace_fields is None:
+            trace_fields = trace_fields_of(trace.get_current_span())
+        if trace_fields is not None:
+            event["trace_id"], event["span_id"], event["trace_flags"] = trace_fields
+        if self._identity:
+            event[names.FIELD_SERVICE_VERSION] = self.settings.service_version
+            event[names.FIELD_SERVICE_INSTANCE_ID] = instance_id()
+        return event
+
     def _client_ip(self, fields: dict[str, Any]) -> None:
         policy = self.settings.client_ip
         if policy == "drop":
@@ -176,6 +290,9 @@ class LogPipeline:
         self.builder = EventBuilder(settings)
         self.otel_logger: OTelLogger | None = None
         self.errors = 0
+        # Set by configure(): reports a failure (counted, on stderr with its traceback).
+        self.on_error: Callable[[str, BaseException], None] | None = None
+        self._lowest_sink_level: int | None = None
         self._max = settings.log_max_value_chars
         self._plain = settings.log_format == "plain"
         self._trace_based = settings.otlp_logs_trace_based
@@ -226,8 +343,26 @@ class LogPipeline:
         try:
             event = self.builder.build_event(record)
             self.write(record.levelno, record.name, record.created, event)
-        except Exception:
-            self.errors += 1
+        except Exception as exc:
+            self.failed("log handler", exc)
+
+    def failed(self, where: str, error: BaseException) -> None:
+        """Count a failure of the pipeline and report it (never raises)."""
+        self.errors += 1
+        report = self.on_error
+        if report is not None:
+            report(where, error)
+
+    def accepts(self, levelno: int) -> bool:
+        """True when some sink (stdout, files, OTLP) would take a line of this level."""
+        if self.otel_logger is not None:
+            return True
+        lowest = self._lowest_sink_level
+        if lowest is None:
+            writers = (self.writer,) if self.console is None else (self.writer, self.console)
+            levels = [level for w in writers for _, level in w.sinks]
+            lowest = self._lowest_sink_level = min(levels) if levels else logging.CRITICAL + 1
+        return levelno >= lowest
 
     def write(self, levelno: int, name: str, created: float, event: dict[str, Any]) -> None:
         """Render an event once and hand it to the sinks and the OTel bridge."""

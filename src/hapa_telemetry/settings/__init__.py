@@ -155,6 +155,11 @@ class Settings:
     metrics_port: int = _setting(
         8000, "METRICS_PORT", kind=Int(0, 65535, expected="a port 0-65535")
     )
+    # METRICS_PORT given (env or argument): only then may it get a listener of its own;
+    # unset keeps the seed's meaning "the app's own port"
+    metrics_port_explicit: bool = _setting(
+        False, kind=Bool(), derive=lambda r: True if r.origin("metrics_port") else None
+    )
     metrics_host: str = _setting("0.0.0.0", "METRICS_HOST", kind=Text())
     metrics_path: str = _setting("/metrics", kind=Text())
     metrics_token: str | None = _setting(None, "METRICS_TOKEN", kind=Optional(Text()))
