@@ -76,6 +76,13 @@ def rw_agent(tmp_path: Path) -> Iterator[str]:
         log.close()
 
 
+def _labels(labels: dict[str, str]) -> frozenset[tuple[str, str]]:
+    """Label pairs without the scrape/push identity; bucket bounds as numbers ("3" == "3.0")."""
+    return frozenset(
+        (k, str(float(v)) if k == "le" else v) for k, v in labels.items() if k not in SCRAPE_LABELS
+    )
+
+
 def test_remote_write_delivers_the_six_families_with_the_apps_names_and_labels(
     rw_agent: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -103,12 +110,9 @@ def test_remote_write_delivers_the_six_families_with_the_apps_names_and_labels(
     local: dict[str, set[frozenset[tuple[str, str]]]] = {}
     for family in text_string_to_metric_families(local_text):
         for sample in family.samples:
-            local.setdefault(sample.name, set()).add(frozenset(sample.labels.items()))
+            local.setdefault(sample.name, set()).add(_labels(sample.labels))
     for family, series in found.items():
-        pushed = {
-            frozenset((k, v) for k, v in s["metric"].items() if k not in SCRAPE_LABELS)
-            for s in series
-        }
+        pushed = {_labels(s["metric"]) for s in series}
         assert pushed <= local[family], (family, pushed - local[family])
     paths = {s["metric"][names.LABEL_ENDPOINT] for s in found[names.API_REQUESTS_TOTAL]}
     assert "/api/v1/items/{item_id}" in paths
