@@ -408,13 +408,15 @@ def demo_app(tmp_path: Path, rate: float = 10.0) -> Iterator[DemoDriver]:
         )
         yield driver
     finally:
-        driver.stop()
-        proc.terminate()
         try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+            driver.stop()
+        finally:  # the app goes away even if stopping the driver failed
+            proc.terminate()
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
         log.close()
 
 
