@@ -69,7 +69,7 @@ def test_compose_has_every_part(compose: dict[str, Any]) -> None:
     Elasticsearch, Kibana and Grafana (plus the namespace holder)."""
     assert set(_services(compose)) == {
         POD, "app", "otel-collector", "prometheus", "alertmanager", "elasticsearch",
-        "kibana", "grafana",
+        "kibana", "grafana", "agent", "gateway-1", "gateway-2",
     }
 
 
