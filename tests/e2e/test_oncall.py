@@ -4,8 +4,8 @@ traces in Elasticsearch -> their log lines -> `hapa-telemetry trace`.
 Every part is a real process on 127.0.0.1: the demo app exporting OTLP to the stack's
 collector (scripts/stack: collector + Elasticsearch), and — started here, as in
 tests/alerting/test_alert_demo_e2e.py — Debian's Prometheus with exemplar storage
-(scraping, every second, the collector's Prometheus exporter as job ``hapa-collector``
-and the demo's own /metrics as job ``hapa-app``, both OpenMetrics), the repo's rules with
+(scraping, every second, the collector's Prometheus exporter with honor_labels, and the
+demo's own /metrics as the seed's direct job ``hapa-backend``, both OpenMetrics), the repo's rules with
 ``for:`` 3 s and 10 s windows, Alertmanager (overlay: 1 s grouping) and a webhook
 receiver. The demo's chaos knob makes its requests slow; the test follows the ids from
 the alert to the log lines and asserts they match at every hop.
@@ -44,7 +44,11 @@ PACE = 0.4
 LOAD_MAX_SECONDS = 150.0
 LOAD_MAX_REQUESTS = 1000  # per client
 TRACES_TO_FOLLOW = 5
-COLLECTOR_JOB, APP_JOB = "hapa-collector", "hapa-app"
+# The two scrape paths, each carrying the app's identity (docs/alerting.md): the
+# collector's exporter with honor_labels (job = the service name) and the seed's direct
+# job (job "hapa-backend", instance = the demo's address). The test's service name differs
+# from "hapa-backend", so the two paths never add up in one `sum by (job)`.
+COLLECTOR_JOB, APP_JOB = ps.COLLECTOR_JOB, ps.SEED_DIRECT_JOB["job_name"]
 
 
 @dataclass
@@ -94,9 +98,10 @@ class OnCall:
 
     def exemplars(self, job: str, start: float, end: float) -> list[dict[str, Any]]:
         """query_exemplars for the request-duration buckets of one job and this demo."""
-        selector = f'job="{job}"'
         if job == COLLECTOR_JOB:
-            selector += f',exported_job="{self.service}"'
+            selector = f'job="{self.service}"'
+        else:
+            selector = f'job="{job}",instance="{self.demo.split("//", 1)[1]}"'
         query = urllib.parse.urlencode({
             "query": f"api_request_duration_seconds_bucket{{{selector}}}",
             "start": f"{start:.3f}", "end": f"{end:.3f}",
