@@ -5,8 +5,8 @@ Every part is a real process on 127.0.0.1: the demo app exporting OTLP to the st
 collector (scripts/stack: collector + Elasticsearch), and — started here, as in
 tests/alerting/test_alert_demo_e2e.py — Debian's Prometheus with exemplar storage
 (scraping, every second, the collector's Prometheus exporter with honor_labels, and the
-demo's own /metrics as the seed's direct job ``hapa-backend``, both OpenMetrics), the repo's rules with
-``for:`` 3 s and 10 s windows, Alertmanager (overlay: 1 s grouping) and a webhook
+demo's own /metrics as the seed's direct job ``hapa-backend``, both OpenMetrics), the
+repo's rules with ``for:`` 3 s and 10 s windows, Alertmanager (overlay: 1 s grouping) and a webhook
 receiver. The demo's chaos knob makes its requests slow; the test follows the ids from
 the alert to the log lines and asserts they match at every hop.
 """
