@@ -8,12 +8,17 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, TypeVar
@@ -270,3 +275,67 @@ class OtelClient:
         self.tracer_provider.shutdown()
         self.logger_provider.shutdown()
         self.meter_provider.shutdown()
+
+
+# --- the demo app, exporting to the stack ------------------------------------------------
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class DemoApp:
+    """A running demo app: base URL, the unique service name it reports, its process."""
+
+    url: str
+    service: str
+    proc: subprocess.Popen[bytes]
+
+
+@contextmanager
+def demo_app(
+    tmp_path: Path, prefix: str, env: Mapping[str, str] | None = None
+) -> Iterator[DemoApp]:
+    """``uvicorn hapa_telemetry.demo.app:app`` on a free port, OTLP/HTTP to the stack's
+    collector (short export intervals), a unique ``OTEL_SERVICE_NAME`` starting with
+    ``prefix``; ``env`` adds or overrides variables. Ready when /metrics answers (/health
+    may say 503 on a busy machine); stopped (SIGTERM, then SIGKILL) on exit."""
+    port = free_port()
+    service = f"{prefix}-{uuid.uuid4().hex[:8]}"
+    full = {
+        k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "PROMETHEUS_MULTIPROC"))
+    }
+    full.update(
+        OTEL_SERVICE_NAME=service,
+        OTEL_EXPORTER_OTLP_ENDPOINT=OTLP_HTTP,
+        OTEL_EXPORTER_OTLP_PROTOCOL="http/protobuf",
+        OTEL_METRIC_EXPORT_INTERVAL="1000",
+        OTEL_BSP_SCHEDULE_DELAY="200",
+        OTEL_BLRP_SCHEDULE_DELAY="200",
+        LOG_DIRECTORY=str(tmp_path / "logs"),
+        DEMO_MODEL_DELAY="0.01",
+    )
+    full.update(env or {})
+    url = f"http://127.0.0.1:{port}"
+    with (tmp_path / f"{service}.log").open("wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "hapa_telemetry.demo.app:app",
+             "--host", "127.0.0.1", "--port", str(port)],
+            env=full, stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path,
+        )
+    try:
+        wait_until(
+            lambda: proc.poll() is None and answers(url + "/metrics"), 60, f"{service} /metrics"
+        )
+        yield DemoApp(url, service, proc)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)

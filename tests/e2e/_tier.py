@@ -18,9 +18,7 @@ import json
 import os
 import random
 import signal
-import socket
 import subprocess
-import sys
 import threading
 import time
 import urllib.error
@@ -294,9 +292,7 @@ class Telemetrygen:
 
 
 def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    return _stack.free_port()
 
 
 @dataclass
@@ -372,52 +368,15 @@ class DemoDriver:
 
 @contextmanager
 def demo_app(tmp_path: Path, rate: float = 10.0) -> Iterator[DemoDriver]:
-    """uvicorn hapa_telemetry.demo.app:app with OTLP/HTTP to the agent."""
-    port = _free_port()
-    service = f"hapa-demo-tier-{random.getrandbits(32):08x}"
-    env = {
-        k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "PROMETHEUS_MULTIPROC"))
-    }
-    env.update(
-        OTEL_SERVICE_NAME=service,
-        OTEL_EXPORTER_OTLP_ENDPOINT=_stack.OTLP_HTTP,
-        OTEL_EXPORTER_OTLP_PROTOCOL="http/protobuf",
-        OTEL_METRIC_EXPORT_INTERVAL="2000",
-        OTEL_BSP_SCHEDULE_DELAY="200",
-        OTEL_BLRP_SCHEDULE_DELAY="200",
-        LOG_DIRECTORY=str(tmp_path / "logs"),
-        DEMO_MODEL_DELAY="0.01",
-    )
-    log = (tmp_path / "demo.log").open("wb")
-    argv = [sys.executable, "-m", "uvicorn", "hapa_telemetry.demo.app:app"]
-    proc = subprocess.Popen(
-        [*argv, "--host", "127.0.0.1", "--port", str(port)],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        cwd=tmp_path,
-    )
-    url = f"http://127.0.0.1:{port}"
-    driver = DemoDriver(url, service, proc, rate=rate)
-    try:
-        # any answer will do: /health may say 503 "degraded" on a busy machine
-        _stack.wait_until(
-            lambda: proc.poll() is None and _stack.http("GET", url + "/health", timeout=3)[0] > 0,
-            60,
-            "demo /health",
-        )
-        yield driver
-    finally:
+    """uvicorn hapa_telemetry.demo.app:app with OTLP/HTTP to the agent, driven at ``rate``."""
+    with _stack.demo_app(
+        tmp_path, "hapa-demo-tier", {"OTEL_METRIC_EXPORT_INTERVAL": "2000"}
+    ) as app:
+        driver = DemoDriver(app.url, app.service, app.proc, rate=rate)
         try:
+            yield driver
+        finally:
             driver.stop()
-        finally:  # the app goes away even if stopping the driver failed
-            proc.terminate()
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
-        log.close()
 
 
 def record(test: str, figures: dict[str, Any]) -> None:

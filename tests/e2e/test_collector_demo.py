@@ -5,10 +5,8 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import statistics
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -26,12 +24,6 @@ from hapa_telemetry import names
 pytestmark = pytest.mark.e2e
 
 SCRAPE_LABELS = {"__name__", "job", "instance", "exported_job", "exported_instance"}
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Demo:
@@ -62,54 +54,8 @@ class Demo:
 @pytest.fixture
 def demo(stack_up: None, tmp_path: Path) -> Iterator[Demo]:
     """uvicorn hapa_telemetry.demo.app:app with OTLP/HTTP pointed at the stack's collector."""
-    port = _free_port()
-    service = f"hapa-demo-e2e-{uuid.uuid4().hex[:8]}"
-    env = {
-        k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "PROMETHEUS_MULTIPROC"))
-    }
-    env.update(
-        OTEL_SERVICE_NAME=service,
-        OTEL_EXPORTER_OTLP_ENDPOINT=_stack.OTLP_HTTP,
-        OTEL_EXPORTER_OTLP_PROTOCOL="http/protobuf",
-        OTEL_METRIC_EXPORT_INTERVAL="1000",
-        OTEL_BSP_SCHEDULE_DELAY="200",
-        OTEL_BLRP_SCHEDULE_DELAY="200",
-        LOG_DIRECTORY=str(tmp_path / "logs"),
-        DEMO_MODEL_DELAY="0.01",
-    )
-    log = (tmp_path / "uvicorn.log").open("wb")
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "hapa_telemetry.demo.app:app",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        cwd=tmp_path,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _stack.wait_until(
-            lambda: proc.poll() is None and _stack.answers(url + "/metrics"),
-            60,
-            "demo app /metrics",
-        )
-        yield Demo(url, service, proc)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
-        log.close()
+    with _stack.demo_app(tmp_path, "hapa-demo-e2e") as app:
+        yield Demo(app.url, app.service, app.proc)
 
 
 def test_demo_request_is_one_trace_in_es_and_six_families_in_prometheus(demo: Demo) -> None:

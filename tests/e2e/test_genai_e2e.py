@@ -6,9 +6,6 @@ span (with opt-in content, redacted) and its ai_inference line reach Elasticsear
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -32,14 +29,6 @@ GENAI_SERIES = (
     f"{names.PROM_GEN_AI_TIME_PER_OUTPUT_TOKEN}_bucket",
     names.AI_INFERENCE_CACHE_LOOKUPS_TOTAL,
 )
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _post(url: str, body: dict[str, Any], headers: dict[str, str] | None = None) -> str:
@@ -70,46 +59,13 @@ def _series(text: str, service: str | None = None) -> dict[str, set[frozenset[tu
 @pytest.fixture
 def demo(stack_up: None, tmp_path: Path) -> Iterator[tuple[str, str]]:
     """The demo app exporting OTLP to the stack, content capture on; (url, service)."""
-    port = _free_port()
-    service = f"hapa-genai-e2e-{uuid.uuid4().hex[:8]}"
     env = {
-        k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "PROMETHEUS_MULTIPROC"))
+        "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT": "true",
+        "DEMO_MODEL_DELAY": "0.02",
+        "DEMO_TOKEN_DELAY": "0.002",
     }
-    env.update(
-        OTEL_SERVICE_NAME=service,
-        OTEL_EXPORTER_OTLP_ENDPOINT=_stack.OTLP_HTTP,
-        OTEL_EXPORTER_OTLP_PROTOCOL="http/protobuf",
-        OTEL_METRIC_EXPORT_INTERVAL="1000",
-        OTEL_BSP_SCHEDULE_DELAY="200",
-        OTEL_BLRP_SCHEDULE_DELAY="200",
-        OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT="true",
-        LOG_DIRECTORY=str(tmp_path / "logs"),
-        DEMO_MODEL_DELAY="0.02",
-        DEMO_TOKEN_DELAY="0.002",
-        # /health is the readiness probe here: a busy shared machine must not make it 503
-        HEALTH_CPU_THRESHOLD="100",
-        HEALTH_MEMORY_THRESHOLD="100",
-    )
-    log = (tmp_path / "uvicorn.log").open("wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "hapa_telemetry.demo.app:app",
-         "--host", "127.0.0.1", "--port", str(port)],
-        env=env, stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _stack.wait_until(
-            lambda: proc.poll() is None and _stack.answers(url + "/health"), 60, "demo /health"
-        )
-        yield url, service
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
-        log.close()
+    with _stack.demo_app(tmp_path, "hapa-genai-e2e", env) as app:
+        yield app.url, app.service
 
 
 def test_genai_families_via_collector_and_span_in_es(
