@@ -162,7 +162,8 @@ def test_spans_decode_to_what_the_sdk_encoder_produces() -> None:
     assert server.parent_span_id == REMOTE_PARENT.span_id.to_bytes(8, "big")
     assert server.trace_state == "vendor=abc,other=v2"
     assert server.status.code == 2 and server.status.message == "it failed"
-    assert server.dropped_attributes_count == 1
+    source = next(s for s in spans if s.name == "GET /items/{id}")
+    assert server.dropped_attributes_count == source.dropped_attributes  # 1 on SDK >= 1.45
     assert server.dropped_events_count == 1 and server.dropped_links_count == 1
     assert [e.name for e in server.events] == ["started", "exception"]
     exc_attrs = {kv.key: kv.value.string_value for kv in server.events[1].attributes}
