@@ -170,7 +170,9 @@ def test_spans_decode_to_what_the_sdk_encoder_produces() -> None:
     assert exc_attrs["exception.type"] == "ValueError"
     assert exc_attrs["exception.message"] == "bad input"
     assert "Traceback" in exc_attrs["exception.stacktrace"]
-    assert {kv.key for kv in server.attributes} == set(EVERY_TYPE)
+    # every value type the SDK keeps (older SDKs drop bytes/mixed/map values themselves)
+    assert {kv.key for kv in server.attributes} == set(source.attributes or {})
+    assert {"s", "i", "f", "t", "strs", "ints", "floats", "bools"} <= set(source.attributes or {})
     assert ours.resource_spans[0].schema_url == "https://opentelemetry.io/schemas/1.26.0"
     assert len(ours.resource_spans) == 2
     assert ours.resource_spans[0].scope_spans[0].scope.version == "1.2.3"
