@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import socket
 import statistics
 import subprocess
 import sys
@@ -40,7 +41,7 @@ def _child(variant: str, n: int, profile: bool) -> None:
     if variant.startswith("hapa"):
         import hapa_telemetry
 
-        hapa_telemetry.configure()
+        telemetry = hapa_telemetry.configure()
         hapa_telemetry.instrument_fastapi(app)
     scope = {
         "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET",
@@ -71,15 +72,37 @@ def _child(variant: str, n: int, profile: bool) -> None:
                         "/tmp/hapa-request-path.prof")
         pstats.Stats("/tmp/hapa-request-path.prof").sort_stats("tottime").print_stats(30)
         return
-    t0 = time.thread_time()
+    t0, p0 = time.thread_time(), time.process_time()
     asyncio.run(loop(n))
-    print((time.thread_time() - t0) / n * 1e6)
+    if variant.startswith("hapa"):
+        telemetry.shutdown()  # the exporters' last batches count too
+    t1, p1 = time.thread_time(), time.process_time()
+    print(f"{(t1 - t0) / n * 1e6} {(p1 - p0) / n * 1e6}")
+
+
+# variant -> extra environment (hapa variants); the sink's endpoint is filled in by main()
+EXPORT_ENV = {
+    "hapa": {},
+    "hapa-export": {"OTEL_EXPORTER_OTLP_ENDPOINT": "{sink}",
+                    "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+                    "OTEL_METRIC_EXPORT_INTERVAL": "5000"},
+    "hapa-files": {"OTEL_EXPORTER_OTLP_ENDPOINT": "{sink}",
+                   "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+                   "OTEL_METRIC_EXPORT_INTERVAL": "5000", "HAPA_LOGS_EXPORT": "files"},
+    "hapa-sampled": {"OTEL_EXPORTER_OTLP_ENDPOINT": "{sink}",
+                     "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+                     "OTEL_METRIC_EXPORT_INTERVAL": "5000",
+                     "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
+                     "OTEL_TRACES_SAMPLER_ARG": "0.1"},
+}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--requests", type=int, default=4000)
+    ap.add_argument("--variants", default="bare,hapa",
+                    help=f"comma-separated: bare,{','.join(EXPORT_ENV)}")
     ap.add_argument("--other", help="another interpreter for a 'hapa-other' variant")
     ap.add_argument("--profile", action="store_true", help="cProfile the hapa loop")
     ap.add_argument("--child", help=argparse.SUPPRESS)
@@ -90,27 +113,53 @@ def main() -> None:
     if args.profile:
         _child("hapa", args.requests, True)
         return
-    variants = {"bare": sys.executable, "hapa": sys.executable}
+    variants = {v: sys.executable for v in args.variants.split(",") if v}
     if args.other:
         variants["hapa-other"] = args.other
-    results: dict[str, list[float]] = {v: [] for v in variants}
+    sink = None
+    port = 0
+    if any("{sink}" in "".join(EXPORT_ENV.get(v, {}).values()) for v in variants):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        stats = Path(tempfile.mkdtemp(prefix="hapa-sink-")) / "stats.json"
+        sink = subprocess.Popen([sys.executable, str(BENCH / "apps" / "otlp_sink.py"),
+                                 str(port), str(stats)])
+        time.sleep(1.0)
+    results: dict[str, list[tuple[float, float]]] = {v: [] for v in variants}
     names = list(variants)
-    for r in range(args.rounds):
-        for i in range(len(names)):
-            v = names[(r + i) % len(names)]
-            out = subprocess.run(
-                [variants[v], __file__, "--child", v, "--requests", str(args.requests)],
-                capture_output=True, text=True, check=True,
-            )
-            results[v].append(float(out.stdout.strip().splitlines()[-1]))
-            print(f"round {r + 1}/{args.rounds} {v:12s} {results[v][-1]:7.1f} µs/request",
-                  flush=True)
-    bare = min(results["bare"])
-    print("\n| variant | min µs/req | median µs/req | added to bare (min) | bare/variant |")
-    print("|---|---:|---:|---:|---:|")
+    try:
+        for r in range(args.rounds):
+            for i in range(len(names)):
+                v = names[(r + i) % len(names)]
+                env = dict(os.environ)
+                for key, value in EXPORT_ENV.get(v, {}).items():
+                    env[key] = value.replace("{sink}", f"http://127.0.0.1:{port}")
+                out = subprocess.run(
+                    [variants[v], __file__, "--child", v, "--requests", str(args.requests)],
+                    capture_output=True, text=True, check=True, env=env,
+                )
+                loop_us, proc_us = map(float, out.stdout.strip().splitlines()[-1].split())
+                results[v].append((loop_us, proc_us))
+                print(f"round {r + 1}/{args.rounds} {v:12s} loop {loop_us:7.1f} "
+                      f"process {proc_us:7.1f} µs/request", flush=True)
+    finally:
+        if sink is not None:
+            sink.terminate()
+            sink.wait(10)
+    base = min(p for _, p in results["bare"]) if "bare" in results else None
+    print("\nCPU µs per request: the event-loop thread (what holds the GIL on the request "
+          "path) and the whole process (incl. writer and exporter threads), min / median "
+          "over rounds")
+    print("| variant | loop min | loop median | process min | process median "
+          "| process × bare |")
+    print("|---|---:|---:|---:|---:|---:|")
     for v in names:
-        lo, med = min(results[v]), statistics.median(results[v])
-        print(f"| {v} | {lo:.1f} | {med:.1f} | {lo - bare:+.1f} | {bare / lo:.2f} |")
+        loops = [a for a, _ in results[v]]
+        procs = [b for _, b in results[v]]
+        ratio = f"{min(procs) / base:.2f}" if base else "-"
+        print(f"| {v} | {min(loops):.1f} | {statistics.median(loops):.1f} | "
+              f"{min(procs):.1f} | {statistics.median(procs):.1f} | {ratio} |")
     print(f"\nload average: {os.getloadavg()}")
 
 
