@@ -9,6 +9,7 @@ machine than bench/http_bench.py (thread CPU time, not wall-clock throughput).
 
     .venv/bin/python bench/request_path.py                      # 5 rounds x 4000 requests
     .venv/bin/python bench/request_path.py --profile            # cProfile of the hapa loop
+    .venv/bin/python bench/request_path.py --variants bare,hapa,hapa-export,hapa-files
     .venv/bin/python bench/request_path.py --other /path/to/other/venv/bin/python
         # adds "hapa-other": the same app under another checkout's interpreter (before/after)
 """
@@ -103,7 +104,8 @@ def main() -> None:
     ap.add_argument("--requests", type=int, default=4000)
     ap.add_argument("--variants", default="bare,hapa",
                     help=f"comma-separated: bare,{','.join(EXPORT_ENV)}")
-    ap.add_argument("--other", help="another interpreter for a 'hapa-other' variant")
+    ap.add_argument("--other", help="another interpreter (e.g. a wrapper setting PYTHONPATH "
+                    "to an older checkout): adds '<variant>-other' for every hapa variant")
     ap.add_argument("--profile", action="store_true", help="cProfile the hapa loop")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -114,11 +116,14 @@ def main() -> None:
         _child("hapa", args.requests, True)
         return
     variants = {v: sys.executable for v in args.variants.split(",") if v}
-    if args.other:
-        variants["hapa-other"] = args.other
+    if args.other:  # a twin of every hapa variant under the other interpreter
+        for v in list(variants):
+            if v.startswith("hapa"):
+                variants[v + "-other"] = args.other
     sink = None
     port = 0
-    if any("{sink}" in "".join(EXPORT_ENV.get(v, {}).values()) for v in variants):
+    if any("{sink}" in "".join(EXPORT_ENV.get(v.removesuffix("-other"), {}).values())
+           for v in variants):
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
@@ -133,7 +138,7 @@ def main() -> None:
             for i in range(len(names)):
                 v = names[(r + i) % len(names)]
                 env = dict(os.environ)
-                for key, value in EXPORT_ENV.get(v, {}).items():
+                for key, value in EXPORT_ENV.get(v.removesuffix("-other"), {}).items():
                     env[key] = value.replace("{sink}", f"http://127.0.0.1:{port}")
                 out = subprocess.run(
                     [variants[v], __file__, "--child", v, "--requests", str(args.requests)],

@@ -33,6 +33,7 @@ class SignalState:
     last_success: float | None = None
     last_report: float = 0.0
     rejected: int = 0
+    dropped: int = 0
 
 
 class ExportHealth:
@@ -114,8 +115,15 @@ class ExportHealth:
 
     def dropped(self, signal: str, count: int) -> None:
         """Book items dropped before export (e.g. a full queue)."""
-        if self._on_result is not None and count:
-            self._on_result(signal, "dropped", count)
+        if count <= 0:
+            return
+        with self._lock:
+            self.signals.setdefault(signal, SignalState()).dropped += count
+        if self._on_result is not None:
+            try:
+                self._on_result(signal, "dropped", count)
+            except Exception:  # pragma: no cover - counting must never break export
+                pass
 
     def status(self) -> dict[str, Any]:
         """A JSON-ready summary for /health: per signal, state and counts."""
@@ -130,6 +138,7 @@ class ExportHealth:
                     "exported_batches": s.ok,
                     "failed_batches": s.failed,
                     "rejected_items": s.rejected,
+                    "dropped_items": s.dropped,
                     "last_error": s.last_error,
                 }
             return out

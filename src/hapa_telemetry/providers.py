@@ -59,6 +59,9 @@ class Providers:
     registry: CollectorRegistry | None
     health: ExportHealth
     owned: list[Any] = field(default_factory=list)
+    # The package's own log lines over OTLP/HTTP with its encoder skip the SDK's log
+    # objects (otlp/batcher.py); other emitters still use logger_provider.
+    log_batcher: Any = None
 
     def force_flush(self, timeout_millis: int = 5_000) -> bool:
         """Flush every owned provider; False when one did not finish in time."""
@@ -167,6 +170,7 @@ def build_providers(
 
     # -- logs -----------------------------------------------------------------------------
     logger_provider: LoggerProvider | None = None
+    log_batcher: Any = None
     # HAPA_LOGS_EXPORT=files: the JSON lines (files/stdout) are the transport; the
     # collector's filelog receiver makes the log records, so none are sent over OTLP.
     logs_endpoint = settings.otlp_logs_endpoint if settings.logs_export == "otlp" else None
@@ -190,6 +194,10 @@ def build_providers(
         owned.append(logger_provider)
         if set_global and _is_unset(_logs.get_logger_provider()):
             _logs.set_logger_provider(logger_provider)
+        if logs_endpoint and log_exporter is None:
+            log_batcher = _event_batcher(settings, resource, logs_endpoint, health)
+            if log_batcher is not None:
+                owned.append(log_batcher)
 
     return Providers(
         tracer_provider=tracer_provider,
@@ -198,7 +206,55 @@ def build_providers(
         registry=registry,
         health=health,
         owned=owned,
+        log_batcher=log_batcher,
     )
+
+
+def _event_batcher(
+    settings: Settings, resource: Resource, endpoint: str, health: ExportHealth
+) -> Any:
+    """The package's own log lines straight to OTLP/HTTP (None: the SDK bridge is used).
+
+    Only with the package's encoder over http/protobuf; gRPC and HAPA_OTLP_ENCODER=sdk
+    keep the SDK's LogRecord path.
+    """
+    protocol = settings.otlp_logs_protocol or settings.otlp_protocol
+    if protocol == "grpc" or settings.otlp_encoder != "hapa":
+        return None
+    import opentelemetry.sdk._logs as sdk_logs
+    from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+
+    from hapa_telemetry._version import __version__
+    from hapa_telemetry.otlp import batcher, events, http
+
+    # the SDK's log record limits (OTEL_LOGRECORD_ATTRIBUTE_*), read the SDK's way;
+    # LogRecordLimits from 1.45, LogLimits before
+    limits = (getattr(sdk_logs, "LogRecordLimits", None) or sdk_logs.LogLimits)()
+    client = http.OtlpHttpClient(
+        endpoint,
+        headers=dict(settings.otlp_headers),
+        compression=settings.otlp_compression,
+        timeout=settings.otlp_timeout_s,
+        user_agent=_user_agent(),
+    )
+    return batcher.EventLogBatcher(
+        client,
+        events.EventEncoder(limits.max_attributes, limits.max_attribute_length),
+        resource,
+        InstrumentationScope("hapa_telemetry", __version__),
+        max_queue=settings.log_queue_size,
+        batch_size=settings.blrp_max_export_batch_size,
+        delay_s=settings.blrp_schedule_delay_ms / 1000,
+        on_result=lambda ok, items, error: health.record("logs", ok, items, error),
+        on_dropped=lambda count: health.dropped("logs", count),
+        on_rejected=lambda count, message: health.rejected("logs", count, message),
+    )
+
+
+def _user_agent() -> str:
+    from hapa_telemetry.otlp import _user_agent as agent
+
+    return agent()
 
 
 _OTLP_EXPORTERS = {

@@ -172,7 +172,9 @@ def configure(
             )
         health._on_result = instruments.export_result
         pipeline = LogPipeline(settings, stream=log_stream)
-        if providers.logger_provider is not None:
+        if providers.log_batcher is not None:
+            pipeline.otel_batcher = providers.log_batcher
+        elif providers.logger_provider is not None:
             pipeline.otel_logger = providers.logger_provider.get_logger(
                 "hapa_telemetry", __version__
             )

@@ -16,9 +16,8 @@ import time
 import traceback
 from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import orjson
 from opentelemetry import trace
 from opentelemetry._logs import Logger as OTelLogger
 from opentelemetry._logs import SeverityNumber
@@ -28,8 +27,12 @@ from hapa_telemetry.logs.files import DailySizeRotatingFile
 from hapa_telemetry.logs.redact import Redactor, anonymize_ip
 from hapa_telemetry.logs.render import render_dev, render_json
 from hapa_telemetry.logs.writer import QueueWriter, StreamSink
+from hapa_telemetry.otlp.events import event_attributes
 from hapa_telemetry.resource import instance_id
 from hapa_telemetry.settings import Settings
+
+if TYPE_CHECKING:
+    from hapa_telemetry.otlp.batcher import EventLogBatcher
 
 FIELDS_ATTR = "hapa_fields"
 """The LogRecord attribute under which :class:`StructuredLogger` passes its fields."""
@@ -58,13 +61,6 @@ _SEVERITY = {
     logging.ERROR: SeverityNumber.ERROR,
     logging.CRITICAL: SeverityNumber.FATAL,
 }
-_PRIMITIVE = (str, bool, int, float)
-# Fields an OTel log record carries elsewhere: timestamp, severity, body and trace context
-# have their own fields; service and environment are resource attributes.
-_NOT_OTEL_ATTRIBUTES = frozenset(
-    {"timestamp", "level", "message", "trace_id", "span_id", "trace_flags", "service",
-     "environment", names.FIELD_SERVICE_VERSION, names.FIELD_SERVICE_INSTANCE_ID}
-)
 
 
 _iso_second: tuple[int, str] = (-1, "")  # (second, formatted date-time): a cache
@@ -289,6 +285,8 @@ class LogPipeline:
         self.settings = settings
         self.builder = EventBuilder(settings)
         self.otel_logger: OTelLogger | None = None
+        # Set by configure() when the package's own OTLP encoder sends the log records.
+        self.otel_batcher: EventLogBatcher | None = None
         self.errors = 0
         # Set by configure(): reports a failure (counted, on stderr with its traceback).
         self.on_error: Callable[[str, BaseException], None] | None = None
@@ -338,6 +336,11 @@ class LogPipeline:
             self.writer = QueueWriter(stdout_sinks + file_sinks, max_queue=settings.log_queue_size)
             self.console = None
 
+    @property
+    def _otel(self) -> bool:
+        """True when log records go to OTLP (the SDK bridge or the package's batcher)."""
+        return self.otel_logger is not None or self.otel_batcher is not None
+
     def handle(self, record: logging.LogRecord) -> None:
         """Process one LogRecord; never raises (failures are counted in ``errors``)."""
         try:
@@ -355,7 +358,7 @@ class LogPipeline:
 
     def accepts(self, levelno: int) -> bool:
         """True when some sink (stdout, files, OTLP) would take a line of this level."""
-        if self.otel_logger is not None:
+        if self._otel:
             return True
         lowest = self._lowest_sink_level
         if lowest is None:
@@ -371,31 +374,22 @@ class LogPipeline:
             self.console.submit(
                 levelno, render_dev(created, name, event["level"], event["message"])
             )
-        if self.otel_logger is not None and not name.startswith("opentelemetry"):
+        if self._otel and not name.startswith("opentelemetry"):
             self._emit_otel(levelno, created, event)
 
     def _emit_otel(self, levelno: int, created: float, event: Mapping[str, Any]) -> None:
-        assert self.otel_logger is not None
         if self._trace_based and levelno < logging.WARNING:
             # Trace-based: below WARNING, a record of a request whose trace was sampled
             # out is not exported (its line is still on stdout and in the files).
             ctx = trace.get_current_span().get_span_context()
             if ctx.is_valid and not ctx.trace_flags.sampled:
                 return
-        attributes: dict[str, Any] = {}
-        for key, value in event.items():
-            if key in _NOT_OTEL_ATTRIBUTES or value is None:
-                continue
-            if isinstance(value, _PRIMITIVE):
-                attributes[key] = value
-            else:
-                try:
-                    attributes[key] = orjson.dumps(value, default=str).decode()
-                except Exception:
-                    attributes[key] = str(value)
-        if event.get("line") == 0:  # the middleware's own lines: no code location to tell
-            for key in ("module", "function", "line"):
-                attributes.pop(key, None)
+        batcher = self.otel_batcher
+        if batcher is not None:  # the package's encoder: no SDK log objects at all
+            batcher.emit(levelno, created, event)
+            return
+        assert self.otel_logger is not None
+        attributes = event_attributes(event)
         event_type = attributes.get("event_type")
         self.otel_logger.emit(
             timestamp=int(created * 1e9),

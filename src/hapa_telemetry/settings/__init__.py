@@ -239,6 +239,10 @@ class Settings:
         128, "OTEL_BLRP_MAX_EXPORT_BATCH_SIZE", kind=Int(1),
         derive=lambda r: min(r.default("blrp_max_export_batch_size"), r.get("log_queue_size")),
     )  # fmt: skip
+    # How long a log record waits for its batch to fill (the SDK's name and default).
+    blrp_schedule_delay_ms: int = _setting(
+        1000, "OTEL_BLRP_SCHEDULE_DELAY", kind=Int(1)
+    )
     # -- not settings: what load() found worth saying once at start-up --------------------
     notices: tuple[str, ...] = field(default=(), compare=False, repr=False)
 
