@@ -29,7 +29,7 @@ from opentelemetry.sdk.metrics import (
 from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetricReader
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider, sampling
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor, SpanExporter
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter
 from opentelemetry.sdk.trace.sampling import Sampler
 from prometheus_client import CollectorRegistry
 
@@ -122,15 +122,21 @@ def build_providers(
         if span_exporter is not None:
             sdk_tp.add_span_processor(SimpleSpanProcessor(span_exporter))
         if settings.otlp_traces_endpoint:
+            from hapa_telemetry.otlp.batcher import SpanBatchProcessor
+
+            # the SDK's BatchSpanProcessor, with a full queue's drops counted
             sdk_tp.add_span_processor(
-                BatchSpanProcessor(
+                SpanBatchProcessor(
                     CountingSpanExporter(
                         _otlp_exporter(
                             settings, "traces", settings.otlp_traces_endpoint, health
                         ),
                         health,
                     ),
-                    max_export_batch_size=settings.bsp_max_export_batch_size,
+                    max_queue=settings.bsp_max_queue_size,
+                    batch_size=settings.bsp_max_export_batch_size,
+                    delay_s=settings.bsp_schedule_delay_ms / 1000,
+                    on_dropped=lambda count: health.dropped("traces", count),
                 )
             )
         tracer_provider = sdk_tp

@@ -1,13 +1,13 @@
 """The package's own log lines sent over OTLP/HTTP without SDK log objects
 (otlp/events.py, otlp/batcher.py): the same records as the SDK bridge, a bounded queue
-whose drops are counted, flush and shutdown that finish."""
+whose drops are counted, flush and shutdown that finish; the span queue's drops too."""
 
 from __future__ import annotations
 
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -19,12 +19,13 @@ from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
 from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogRecordProcessor
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
 from hapa_telemetry import runtime
 from hapa_telemetry.logs.pipeline import LogPipeline
-from hapa_telemetry.otlp.batcher import EventLogBatcher
+from hapa_telemetry.otlp.batcher import EventLogBatcher, SpanBatchProcessor
 from hapa_telemetry.otlp.events import EventEncoder
 from hapa_telemetry.otlp.http import OtlpHttpClient
 from hapa_telemetry.otlp.logs import encode_logs
@@ -310,3 +311,48 @@ def test_sdk_encoder_setting_keeps_the_sdk_bridge(tmp_path: Path) -> None:
         assert telemetry.pipeline.otel_logger is not None
     finally:
         reset_telemetry()
+
+
+class _StalledExporter(SpanExporter):
+    """Holds every export until released; keeps what it was given."""
+
+    def __init__(self) -> None:
+        self.gate = threading.Event()
+        self.names: list[str] = []
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        self.gate.wait(10)
+        self.names.extend(s.name for s in spans)
+        return SpanExportResult.SUCCESS
+
+
+def test_span_queue_drops_are_counted_and_sampled_out_spans_never_queued() -> None:
+    """The span processor queues sampled spans only; with the exporter stalled and the
+    queue full, further spans are dropped at once and counted, the rest arrive."""
+    exporter = _StalledExporter()
+    dropped: list[int] = []
+    processor = SpanBatchProcessor(exporter, max_queue=4, batch_size=4, delay_s=0.01,
+                                   on_dropped=dropped.append)
+    provider = TracerProvider(resource=RESOURCE, shutdown_on_exit=False)
+    provider.add_span_processor(processor)
+    tracer = provider.get_tracer("t")
+    try:
+        with tracer.start_as_current_span("first"):
+            pass
+        deadline = time.monotonic() + 5
+        while processor._batcher._queue and time.monotonic() < deadline:
+            time.sleep(0.01)  # the thread took "first" and waits in export
+        started = time.perf_counter()
+        for i in range(10):
+            with tracer.start_as_current_span(f"s{i}"):
+                pass
+        processor.on_end(ReadableSpan(  # recorded, not sampled: never exported
+            name="unsampled", context=trace.SpanContext(1, 2, is_remote=False)))
+        assert time.perf_counter() - started < 1.0
+        assert sum(dropped) == 6
+        exporter.gate.set()
+        assert processor.force_flush(5_000)
+        assert exporter.names == ["first", "s0", "s1", "s2", "s3"]
+    finally:
+        exporter.gate.set()
+        provider.shutdown()

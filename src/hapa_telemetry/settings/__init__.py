@@ -239,6 +239,9 @@ class Settings:
         128, "OTEL_BLRP_MAX_EXPORT_BATCH_SIZE", kind=Int(1),
         derive=lambda r: min(r.default("blrp_max_export_batch_size"), r.get("log_queue_size")),
     )  # fmt: skip
+    # Span queue and batch delay (the SDK's names and defaults).
+    bsp_max_queue_size: int = _setting(2048, "OTEL_BSP_MAX_QUEUE_SIZE", kind=Int(1))
+    bsp_schedule_delay_ms: int = _setting(5000, "OTEL_BSP_SCHEDULE_DELAY", kind=Int(1))
     # How long a log record waits for its batch to fill (the SDK's name and default).
     blrp_schedule_delay_ms: int = _setting(
         1000, "OTEL_BLRP_SCHEDULE_DELAY", kind=Int(1)
