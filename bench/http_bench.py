@@ -49,7 +49,7 @@ import tempfile
 import threading
 import time
 import urllib.request
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -642,8 +642,15 @@ def main() -> None:
     ap.add_argument("--profile-only", action="store_true", help="skip the rounds")
     ap.add_argument("--profile-rate", type=int, default=250, help="py-spy samples/s")
     ap.add_argument("--out", type=Path, default=None, help="results JSON (default bench/results)")
+    ap.add_argument("--other", type=Path, default=None,
+                    help="another interpreter (e.g. a wrapper setting PYTHONPATH to an older "
+                    "checkout's src): adds '<variant>-other' for every hapa variant, same run")
     args = ap.parse_args()
     names = [n.strip() for n in args.variants.split(",") if n.strip()]
+    if args.other:
+        for n in [n for n in names if VARIANTS.get(n) and VARIANTS[n].hapa]:
+            VARIANTS[n + "-other"] = replace(VARIANTS[n], name=n + "-other", python=args.other)
+            names.append(n + "-other")
     unknown = [n for n in names if n not in VARIANTS]
     if unknown:
         sys.exit(f"unknown variants: {unknown}")

@@ -123,16 +123,17 @@ def build_providers(
             sdk_tp.add_span_processor(SimpleSpanProcessor(span_exporter))
         if settings.otlp_traces_endpoint:
             from hapa_telemetry.otlp.batcher import SpanBatchProcessor
+            from hapa_telemetry.otlp.exporters import HapaSpanExporter
 
-            # the SDK's BatchSpanProcessor, with a full queue's drops counted
+            inner = _otlp_exporter(settings, "traces", settings.otlp_traces_endpoint, health)
+            ours = isinstance(inner, HapaSpanExporter)
+            # the SDK's BatchSpanProcessor, with a full queue's drops counted (and, with
+            # the package's encoder, spans encoded as they end)
             sdk_tp.add_span_processor(
                 SpanBatchProcessor(
-                    CountingSpanExporter(
-                        _otlp_exporter(
-                            settings, "traces", settings.otlp_traces_endpoint, health
-                        ),
-                        health,
-                    ),
+                    CountingSpanExporter(inner, health),
+                    encode=inner.encode_one if ours else None,
+                    on_unencodable=(lambda exc: inner.not_encodable(1, exc)) if ours else None,
                     max_queue=settings.bsp_max_queue_size,
                     batch_size=settings.bsp_max_export_batch_size,
                     delay_s=settings.bsp_schedule_delay_ms / 1000,

@@ -16,6 +16,7 @@ import pytest
 from google.protobuf.json_format import MessageToDict
 from opentelemetry import trace
 from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogRecordProcessor
 from opentelemetry.sdk.resources import Resource
@@ -27,8 +28,10 @@ from hapa_telemetry import runtime
 from hapa_telemetry.logs.pipeline import LogPipeline
 from hapa_telemetry.otlp.batcher import EventLogBatcher, SpanBatchProcessor
 from hapa_telemetry.otlp.events import EventEncoder
+from hapa_telemetry.otlp.exporters import HapaSpanExporter
 from hapa_telemetry.otlp.http import OtlpHttpClient
 from hapa_telemetry.otlp.logs import encode_logs
+from hapa_telemetry.otlp.traces import encode_spans
 from hapa_telemetry.settings import Settings
 from hapa_telemetry.testing import reset as reset_telemetry
 
@@ -356,3 +359,46 @@ def test_span_queue_drops_are_counted_and_sampled_out_spans_never_queued() -> No
     finally:
         exporter.gate.set()
         provider.shutdown()
+
+
+def test_spans_encoded_as_they_end_are_the_batch_encoders_request(
+    receiver: tuple[str, list[bytes], threading.Event],
+) -> None:
+    """With the package's exporter, spans are encoded when they end and only bytes wait
+    in the queue; what arrives decodes to what encoding the same spans as a batch gives
+    (two tracers: grouped per scope), and an unencodable span is counted, never raised."""
+    url, bodies, _ = receiver
+    url = url.replace("/v1/logs", "/v1/traces")
+    memory: list[ReadableSpan] = []
+    rejected: list[int] = []
+    exporter = HapaSpanExporter(OtlpHttpClient(url),
+                                on_rejected=lambda signal, n, message: rejected.append(n))
+
+    def encode(span: ReadableSpan) -> Any:
+        memory.append(span)
+        if span.name == "bad":
+            raise ValueError("cannot encode")
+        return exporter.encode_one(span)
+
+    processor = SpanBatchProcessor(exporter, encode=encode,
+                                   on_unencodable=lambda exc: exporter.not_encodable(1, exc),
+                                   max_queue=100, batch_size=100, delay_s=30)
+    provider = TracerProvider(resource=RESOURCE, shutdown_on_exit=False)
+    provider.add_span_processor(processor)
+    try:
+        for scope in ("a", "b"):
+            tracer = provider.get_tracer(scope, "1.0")
+            with tracer.start_as_current_span("parent", attributes={"k": [1, 2]}) as parent:
+                parent.add_event("evt", {"x": 1.5})
+                with tracer.start_as_current_span("child"):
+                    pass
+        with provider.get_tracer("a", "1.0").start_as_current_span("bad"):
+            pass  # span.end() must not raise
+        assert processor.force_flush(5_000)
+    finally:
+        provider.shutdown()
+    good = [s for s in memory if s.name != "bad"]
+    expected = trace_service_pb2.ExportTraceServiceRequest.FromString(encode_spans(good))
+    got = trace_service_pb2.ExportTraceServiceRequest.FromString(b"".join(bodies))
+    assert MessageToDict(got) == MessageToDict(expected)
+    assert len(got.resource_spans[0].scope_spans) == 2 and rejected == [1]

@@ -20,9 +20,13 @@ from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportRes
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
+from hapa_telemetry.otlp._wire import request
 from hapa_telemetry.otlp.http import OtlpHttpClient, SendResult
 from hapa_telemetry.otlp.logs import encode_logs
-from hapa_telemetry.otlp.traces import encode_spans
+from hapa_telemetry.otlp.traces import encode_span, encode_spans, span_origin
+
+EncodedSpan = tuple[Any, Any, bytes]
+"""A span encoded when it ended: (resource, instrumentation scope, Span message body)."""
 
 _CHECK_EVERY = 8  # items between two looks at the clock (~0.1 ms of encoding)
 _SLICE_S = 0.0005  # longest encoding stretch without a GIL hand-over
@@ -69,10 +73,21 @@ class _Exporter:
             return True
         failures: list[BaseException] = []
         body = self._encode(items, Slicer(), _CHECK_EVERY, failures.append)
-        if failures and self._on_rejected is not None:
+        if failures:
             first = failures[0]
-            self._on_rejected(self.signal, len(failures),
-                              f"not encodable: {type(first).__name__}: {first}"[:300])
+            self.not_encodable(len(failures), first)
+        return self._post(body)
+
+    def not_encodable(self, count: int, error: BaseException) -> None:
+        """Book items left out because they could not be encoded."""
+        if self._on_rejected is not None:
+            self._on_rejected(self.signal, count,
+                              f"not encodable: {type(error).__name__}: {error}"[:300])
+
+    def _post(self, body: bytes) -> bool:
+        if self._shutdown.is_set():
+            self.last_error = "exporter is shut down"
+            return False
         result: SendResult = self._client.send(body)
         if result.ok:
             self.last_error = None
@@ -101,6 +116,26 @@ class HapaSpanExporter(_Exporter, SpanExporter):
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         ok = self._send(spans)
+        return SpanExportResult.SUCCESS if ok else SpanExportResult.FAILURE
+
+    @staticmethod
+    def encode_one(span: ReadableSpan) -> EncodedSpan:
+        """A span encoded when it ends: (resource, scope, Span message body)."""
+        resource, scope = span_origin(span)
+        return resource, scope, encode_span(span)
+
+    def export_encoded(self, items: Sequence[EncodedSpan]) -> SpanExportResult:
+        """Post spans :meth:`encode_one` encoded (grouped by resource and scope)."""
+        if not items:
+            return SpanExportResult.SUCCESS
+        groups: dict[tuple[int, int], tuple[Any, Any, list[bytes]]] = {}
+        for resource, scope, body in items:
+            key = (id(resource), id(scope))
+            entry = groups.get(key)
+            if entry is None:
+                entry = groups[key] = (resource, scope, [])
+            entry[2].append(body)
+        ok = self._post(request(list(groups.values()), b"\x12"))
         return SpanExportResult.SUCCESS if ok else SpanExportResult.FAILURE
 
     def shutdown(self) -> None:

@@ -136,7 +136,8 @@ def encode_span(span: Any) -> bytes:
     return b"".join(parts)
 
 
-def _origin(span: Any) -> tuple[Any, Any]:
+def span_origin(span: Any) -> tuple[Any, Any]:
+    """(resource, instrumentation scope or None) of a span."""
     try:  # ReadableSpan: the fields behind its properties
         return span._resource, span._instrumentation_scope or None
     except AttributeError:
@@ -154,4 +155,4 @@ def encode_spans(
     ``pause()`` runs every ``every`` spans; with ``on_error`` a span that cannot be
     encoded is left out and reported to it, otherwise its exception propagates.
     """
-    return request(group(spans, encode_span, _origin, pause, every, on_error), b"\x12")
+    return request(group(spans, encode_span, span_origin, pause, every, on_error), b"\x12")
