@@ -4,7 +4,10 @@ Drives ``GET /api/v1/items/42`` (bench/apps/common.py) straight through the ASGI
 in a loop and reports the event-loop thread's CPU time per request — the time a request
 holds the GIL — for bare FastAPI and the embedded default (no export, the two lines to a
 file). Each variant runs in its own process; rounds are interleaved; the table shows the
-minimum and median over rounds and the overhead against bare. Less sensitive to a busy
+minimum and median over rounds and the overhead against bare. Each round also prints how
+many cyclic-GC collections per generation ran during the loop and their CPU time (full,
+generation-2 collections hold the GIL for tens of ms: a latency spike for every request
+in flight). Less sensitive to a busy
 machine than bench/http_bench.py (thread CPU time, not wall-clock throughput).
 
     .venv/bin/python bench/request_path.py                      # 5 rounds x 4000 requests
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import os
 import socket
 import statistics
@@ -73,12 +77,32 @@ def _child(variant: str, n: int, profile: bool) -> None:
                         "/tmp/hapa-request-path.prof")
         pstats.Stats("/tmp/hapa-request-path.prof").sort_stats("tottime").print_stats(30)
         return
+    gc_stats = _watch_gc()
     t0, p0 = time.thread_time(), time.process_time()
     asyncio.run(loop(n))
     if variant.startswith("hapa"):
         telemetry.shutdown()  # the exporters' last batches count too
     t1, p1 = time.thread_time(), time.process_time()
-    print(f"{(t1 - t0) / n * 1e6} {(p1 - p0) / n * 1e6}")
+    gc.callbacks.clear()
+    counts = " ".join(f"{gc_stats[g][0]} {gc_stats[g][1] * 1e3:.1f}" for g in range(3))
+    print(f"{(t1 - t0) / n * 1e6} {(p1 - p0) / n * 1e6} {counts}")
+
+
+def _watch_gc() -> dict[int, list[float]]:
+    """Count the cyclic GC's collections per generation and their CPU time (thread)."""
+    stats: dict[int, list[float]] = {0: [0, 0.0], 1: [0, 0.0], 2: [0, 0.0]}
+    started = [0.0]
+
+    def callback(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            started[0] = time.thread_time()
+        else:
+            entry = stats[info["generation"]]
+            entry[0] += 1
+            entry[1] += time.thread_time() - started[0]
+
+    gc.callbacks.append(callback)
+    return stats
 
 
 # variant -> extra environment (hapa variants); the sink's endpoint is filled in by main()
@@ -144,10 +168,14 @@ def main() -> None:
                     [variants[v], __file__, "--child", v, "--requests", str(args.requests)],
                     capture_output=True, text=True, check=True, env=env,
                 )
-                loop_us, proc_us = map(float, out.stdout.strip().splitlines()[-1].split())
+                fields = out.stdout.strip().splitlines()[-1].split()
+                loop_us, proc_us = float(fields[0]), float(fields[1])
                 results[v].append((loop_us, proc_us))
+                gcs = fields[2:]
+                gc_text = ", ".join(f"gen{g} {gcs[2 * g]}× {gcs[2 * g + 1]} ms"
+                                    for g in range(3)) if len(gcs) == 6 else ""
                 print(f"round {r + 1}/{args.rounds} {v:12s} loop {loop_us:7.1f} "
-                      f"process {proc_us:7.1f} µs/request", flush=True)
+                      f"process {proc_us:7.1f} µs/request  GC {gc_text}", flush=True)
     finally:
         if sink is not None:
             sink.terminate()
