@@ -402,3 +402,26 @@ def test_spans_encoded_as_they_end_are_the_batch_encoders_request(
     got = trace_service_pb2.ExportTraceServiceRequest.FromString(b"".join(bodies))
     assert MessageToDict(got) == MessageToDict(expected)
     assert len(got.resource_spans[0].scope_spans) == 2 and rejected == [1]
+
+
+def test_force_flush_gives_up_at_its_deadline_while_an_export_hangs(
+    receiver: tuple[str, list[bytes], threading.Event],
+) -> None:
+    """An endpoint that accepts and never answers: force_flush returns False at about its
+    deadline instead of waiting for the export in progress (shutdown stays bounded)."""
+    url, _, gate = receiver
+    gate.clear()
+    batcher = EventLogBatcher(OtlpHttpClient(url, timeout=20), EventEncoder(), RESOURCE,
+                              SCOPE, max_queue=10, batch_size=1, delay_s=0.01)
+    try:
+        batcher.emit(logging.INFO, time.time(), {"level": "INFO", "message": "hangs"})
+        deadline = time.monotonic() + 5
+        while batcher._queue and time.monotonic() < deadline:
+            time.sleep(0.01)
+        batcher.emit(logging.INFO, time.time(), {"level": "INFO", "message": "waits"})
+        started = time.monotonic()
+        assert batcher.force_flush(300) is False
+        assert time.monotonic() - started < 1.5
+    finally:
+        gate.set()
+        batcher.shutdown()

@@ -109,8 +109,15 @@ class Batcher(Generic[T]):
             self._drain(deadline=None)
 
     def _drain(self, *, deadline: float | None) -> bool:
-        """Export queued items in batches; True when the queue was emptied."""
-        with self._export_lock:
+        """Export queued items in batches; True when the queue was emptied.
+
+        With a ``deadline`` (force_flush) it gives up once that has passed, also while
+        waiting for an export in progress (a hung endpoint) to finish.
+        """
+        wait = -1.0 if deadline is None else max(0.0, deadline - time.monotonic())
+        if not self._export_lock.acquire(timeout=wait):
+            return False
+        try:
             queue = self._queue
             while queue:
                 if deadline is not None and time.monotonic() >= deadline:
@@ -127,6 +134,8 @@ class Batcher(Generic[T]):
                 finally:
                     detach(token)
             return True
+        finally:
+            self._export_lock.release()
 
     # -- lifecycle ------------------------------------------------------------------------
     def force_flush(self, timeout_millis: float = 30_000) -> bool:
