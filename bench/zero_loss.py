@@ -126,9 +126,16 @@ def run_wrk(wrk: str, lua: Path, url: str, duration: float, conns: int) -> dict[
 
 
 # -- HTTP helpers ----------------------------------------------------------------------------
-def get_text(url: str, timeout: float = 10) -> str:
-    with urllib.request.urlopen(url, timeout=timeout) as r:
-        return str(r.read().decode())
+def get_text(url: str, timeout: float = 10, any_status: bool = False) -> str:
+    """The body of a GET; with ``any_status`` also of an error answer (/health says 503
+    when the machine's CPU is high, and its body is still the report)."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as r:
+            return str(r.read().decode())
+    except urllib.error.HTTPError as err:
+        if any_status:
+            return str(err.read().decode())
+        raise
 
 
 def es(method: str, url: str, body: Any = None, timeout: float = 60) -> Any:
@@ -344,7 +351,7 @@ def settle(probe: Callable[[], Any], done: Callable[[Any], bool], timeout: float
 
 def app_stats(base: str) -> dict[str, Any]:
     metrics = get_text(base + "/metrics")
-    health = json.loads(get_text(base + "/health"))
+    health = json.loads(get_text(base + "/health", any_status=True))
     served = parse_prom(metrics, ("api_requests_total",), ("endpoint", "status"))
     export = parse_prom(metrics, ("hapa_telemetry_export_total",), ("signal", "outcome"))
     return {
