@@ -59,7 +59,20 @@ from pathlib import Path
 from typing import Any
 
 import psutil
-from http_bench import APPS, MAIN_PY, ROOT, WRK_LUA, ensure_wrk, free_port, spawn, stop, wait_http
+from http_bench import (
+    APPS,
+    MAIN_PY,
+    ROOT,
+    STD_ARGS,
+    STD_VENV,
+    WRK_LUA,
+    ensure_venv,
+    ensure_wrk,
+    free_port,
+    spawn,
+    stop,
+    wait_http,
+)
 
 PATH = "/api/v1/items/{n}"
 ROUTE = "/api/v1/items/{item_id}"
@@ -390,7 +403,8 @@ def main() -> int:
     ap.add_argument("--connections", type=int, default=256,
                     help="keep-alive connections; rate <= connections / mean latency")
     ap.add_argument("--std", action="store_true",
-                    help="uvicorn --loop uvloop --http httptools (uvicorn[standard])")
+                    help="uvicorn --loop uvloop --http httptools (uvicorn[standard], "
+                    "from bench/.venv-std)")
     ap.add_argument("--settle-timeout", type=float, default=300.0,
                     help="seconds to wait for Elasticsearch to have everything")
     ap.add_argument("--app-env", action="append", default=[], metavar="K=V",
@@ -444,10 +458,14 @@ def main() -> int:
     for kv in args.app_env:
         k, _, v = kv.partition("=")
         env[k] = v
-    cmd = [str(MAIN_PY), "-m", "uvicorn", "hapa:app", "--app-dir", str(APPS), "--host",
+    python = MAIN_PY
+    if args.std:  # uvloop + httptools live in bench/.venv-std only (see http_bench.py)
+        ensure_venv(STD_VENV)
+        python = STD_VENV / "bin" / "python"
+    cmd = [str(python), "-m", "uvicorn", "hapa:app", "--app-dir", str(APPS), "--host",
            "127.0.0.1", "--port", str(port), "--no-access-log", "--log-level", "warning"]
     if args.std:
-        cmd += ["--loop", "uvloop", "--http", "httptools"]
+        cmd += STD_ARGS
     server = spawn(cmd, work / "server.err", env=env, cwd=work)
     base = f"http://127.0.0.1:{port}"
     lua = work / "paced.lua"
