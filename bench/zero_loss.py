@@ -572,6 +572,14 @@ def main() -> int:
             "es_distinct_spans": spans["distinct"], "es_span_docs": spans["docs"],
             "es_distinct_log_records": logs["distinct"], "es_log_docs": logs["docs"],
             "lost_spans": lost_spans, "lost_log_records": lost_logs,
+            # where: never reached the collector (app side: SDK queue, failed export) vs
+            # accepted by the collector and missing in ES. The collector's log count also
+            # holds the run's other lines (uvicorn's startup/shutdown), taken from ES.
+            "lost_spans_before_collector": exp_spans - pick(
+                col, "otelcol_receiver_accepted_spans_total", receiver="otlp"),
+            "lost_log_records_before_collector": exp_logs - (pick(
+                col, "otelcol_receiver_accepted_log_records_total", receiver="otlp")
+                - (all_logs - logs["docs"])),
             "duplicate_spans": dup_spans, "duplicate_log_records": dup_logs,
             "app_failed_batches": app_failed, "app_rejected_items": app_rejected,
             "app_dropped_items": app_dropped,
