@@ -62,6 +62,12 @@ RESULTS = BENCH / "results"
 MAIN_PY = ROOT / ".venv" / "bin" / "python"
 OTEL_VENV = BENCH / ".venv-otel"
 PEERS_VENV = BENCH / ".venv-peers"
+STD_VENV = BENCH / ".venv-std"
+# uvicorn[standard]'s event loop and HTTP parser, for the *-std variants only: bench tooling,
+# not a dependency of the package (pinned here, not in constraints.txt, so .venv and every
+# test keep uvicorn's pure-Python asyncio loop + h11 parser).
+STD_EXTRAS = ["uvloop==0.23.0", "httptools==0.9.0"]
+STD_ARGS = ("--loop", "uvloop", "--http", "httptools")
 PATH = "/api/v1/items/42"
 
 # The web stack every venv shares (pinned from constraints.txt so peers run the same code).
@@ -73,6 +79,9 @@ VENV_PACKAGES = {
                  "opentelemetry-instrumentation-fastapi"], True),
     PEERS_VENV: (["fastapi", "uvicorn", "psutil", "prometheus-fastapi-instrumentator",
                   "logfire[fastapi]", "py-spy"], False),
+    # the package itself (editable, every dependency pinned by the whole constraints.txt,
+    # as in .venv) plus uvloop and httptools
+    STD_VENV: (["-e", str(ROOT), "uvicorn", *STD_EXTRAS], True),
 }
 
 WRK_LUA = r"""
@@ -105,6 +114,7 @@ class Variant:
     launcher: str | None = None  # e.g. "opentelemetry-instrument" (in the same venv)
     metrics_path: str | None = None
     hapa: bool = False
+    uvicorn_args: tuple[str, ...] = ()  # e.g. STD_ARGS
 
 
 def _hapa_env(**extra: str) -> dict[str, str]:
@@ -176,6 +186,21 @@ VARIANTS: dict[str, Variant] = {
                 metrics_path="/metrics", hapa=True),
     )
 }
+# uvicorn[standard] (uvloop + httptools) twins: same app and env, their own venv; in the
+# table their ratios are to bare-std (same server), not to bare.
+for _name in ("bare", "hapa-full", "hapa-noexport"):
+    _v = VARIANTS[_name]
+    VARIANTS[f"{_name}-std"] = Variant(
+        f"{_name}-std", f"{_v.what}; uvicorn --loop uvloop --http httptools",
+        STD_VENV / "bin" / "python", _v.module, sink=_v.sink, env=dict(_v.env),
+        metrics_path=_v.metrics_path, hapa=_v.hapa, uvicorn_args=STD_ARGS)
+
+
+def reference(name: str) -> str:
+    """The variant a variant's ratios are taken to: bare-std for *-std, else bare."""
+    return "bare-std" if name.endswith("-std") else "bare"
+
+
 DEFAULT_VARIANTS = ("bare", "hapa-full", "hapa-sampled", "instrumentator", "otel-instrument",
                     "logfire", "hapa-dead-closed", "hapa-dead-hang")
 
@@ -215,6 +240,11 @@ def ensure_venv(venv: Path) -> None:
         return
     print(f"creating {venv.relative_to(ROOT)} ({', '.join(packages)}) ...", flush=True)
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
+    if venv == STD_VENV:  # the whole pin set, exactly as scripts/bootstrap installs .venv
+        subprocess.run([str(venv / "bin" / "pip"), "install", "-q", "-c",
+                        str(ROOT / "constraints.txt"), *packages], check=True, timeout=900)
+        (venv / ".bench-ready").write_text("ok\n")
+        return
     pins = _pins(pin_otel)
     try:
         subprocess.run([str(venv / "bin" / "pip"), "install", "-q", "-c", str(pins), *packages],
@@ -366,7 +396,8 @@ def run_variant(v: Variant, args: argparse.Namespace, wrk: str, lua: Path, work:
         env["LOG_DIRECTORY"] = str(run_dir / "logs")
         env["OTEL_SERVICE_NAME"] = "bench"
     uvicorn_args = ["-m", "uvicorn", v.module, "--app-dir", str(APPS), "--host", "127.0.0.1",
-                    "--port", str(port), "--no-access-log", "--log-level", "warning"]
+                    "--port", str(port), "--no-access-log", "--log-level", "warning",
+                    *v.uvicorn_args]
     if v.launcher:
         cmd = [str(v.python.parent / v.launcher), str(v.python), *uvicorn_args]
     else:
@@ -549,7 +580,7 @@ def table(results: list[dict[str, Any]], names: list[str]) -> str:
             continue
         ratios, p99r, pp99r = [], [], []
         for r in rs:
-            b = by_round[r["round"]].get("bare")
+            b = by_round[r["round"]].get(reference(name))
             if b and "rps" in b:
                 ratios.append(r["rps"] / b["rps"])
                 p99r.append(r["p99_us"] / b["p99_us"])
@@ -573,6 +604,9 @@ def table(results: list[dict[str, Any]], names: list[str]) -> str:
             f"{median([r['rss_mib'] for r in rs]):.0f} | "
             f"{max(r['peak_rss_mib'] for r in rs):.0f} | {shut_txt} | {errs} | {paced_txt} |"
         )
+    if any(n.endswith("-std") for n in names):
+        lines.append("\n(*-std variants: every × column is to bare-std, the same uvicorn "
+                     "with uvloop + httptools)")
     return "\n".join(lines)
 
 
@@ -587,14 +621,16 @@ def machine() -> dict[str, Any]:
         pass
     versions = {}
     for py, label in ((MAIN_PY, "main"), (OTEL_VENV / "bin" / "python", "otel"),
-                      (PEERS_VENV / "bin" / "python", "peers")):
+                      (PEERS_VENV / "bin" / "python", "peers"),
+                      (STD_VENV / "bin" / "python", "std")):
         if not py.exists():
             continue
         out = subprocess.run(
             [str(py), "-c", "import importlib.metadata as m, json, sys\n"
              "names=['fastapi','starlette','uvicorn','pydantic','opentelemetry-sdk',"
              "'opentelemetry-instrumentation-fastapi','opentelemetry-distro','logfire',"
-             "'prometheus-fastapi-instrumentator','hapa-telemetry','py-spy']\n"
+             "'prometheus-fastapi-instrumentator','hapa-telemetry','py-spy','uvloop',"
+             "'httptools']\n"
              "d={}\n"
              "for n in names:\n"
              "    try: d[n]=m.version(n)\n"
