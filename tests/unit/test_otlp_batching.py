@@ -210,8 +210,9 @@ def _count(bodies: list[bytes]) -> list[str]:
 def test_batches_arrive_in_order_and_flush_sends_the_rest(
     receiver: tuple[str, list[bytes], threading.Event],
 ) -> None:
-    """Full batches go out without waiting for the delay; force_flush sends the partial
-    last batch; every event arrives once, in order; outcomes are booked per batch."""
+    """Full batches go out without waiting for the delay, a partial one does not (no
+    stream of tiny requests under load); force_flush sends it; every event arrives once,
+    in order; outcomes are booked per batch."""
     url, bodies, _ = receiver
     booked: list[tuple[bool, int]] = []
     batcher = EventLogBatcher(OtlpHttpClient(url), EventEncoder(), RESOURCE, SCOPE,
@@ -224,6 +225,8 @@ def test_batches_arrive_in_order_and_flush_sends_the_rest(
         while len(booked) < 2 and time.monotonic() < deadline:
             time.sleep(0.01)
         assert booked[:2] == [(True, 10), (True, 10)]  # before the 30 s delay
+        time.sleep(0.3)
+        assert len(booked) == 2  # a partial batch waits for the delay (or a flush)
         assert batcher.force_flush(5_000)
         assert _count(bodies) == [f"m{i}" for i in range(25)]
         assert booked == [(True, 10), (True, 10), (True, 5)]

@@ -102,17 +102,20 @@ class Batcher(Generic[T]):
     # -- the exporter thread --------------------------------------------------------------
     def _run(self) -> None:
         while not self._stopped:
-            self._wake.wait(self._delay)
+            # Woken by a full batch: export full batches only (what arrives meanwhile
+            # waits for its own batch to fill); woken by the delay: export everything.
+            full = self._wake.wait(self._delay)
             self._wake.clear()
             if self._stopped:
                 break
-            self._drain(deadline=None)
+            self._drain(deadline=None, full_only=full)
 
-    def _drain(self, *, deadline: float | None) -> bool:
+    def _drain(self, *, deadline: float | None, full_only: bool = False) -> bool:
         """Export queued items in batches; True when the queue was emptied.
 
-        With a ``deadline`` (force_flush) it gives up once that has passed, also while
-        waiting for an export in progress (a hung endpoint) to finish.
+        ``full_only``: stop when less than a batch is left. With a ``deadline``
+        (force_flush) it gives up once that has passed, also while waiting for an export
+        in progress (a hung endpoint) to finish.
         """
         wait = -1.0 if deadline is None else max(0.0, deadline - time.monotonic())
         if not self._export_lock.acquire(timeout=wait):
@@ -120,6 +123,8 @@ class Batcher(Generic[T]):
         try:
             queue = self._queue
             while queue:
+                if full_only and len(queue) < self._batch:
+                    return False
                 if deadline is not None and time.monotonic() >= deadline:
                     return False
                 count = min(self._batch, len(queue))
