@@ -46,6 +46,10 @@ GATEWAY_HEALTH = {
     1: f"http://127.0.0.1:{_stack._port('HAPA_STACK_GATEWAY1_HEALTH_PORT', 13134)}/",
     2: f"http://127.0.0.1:{_stack._port('HAPA_STACK_GATEWAY2_HEALTH_PORT', 13135)}/",
 }
+GATEWAY_TELEMETRY = {
+    1: f"http://127.0.0.1:{_stack._port('HAPA_STACK_GATEWAY1_TELEMETRY_PORT', 8896)}/metrics",
+    2: f"http://127.0.0.1:{_stack._port('HAPA_STACK_GATEWAY2_TELEMETRY_PORT', 8897)}/metrics",
+}
 GATEWAY_PROM = {
     1: f"http://127.0.0.1:{_stack._port('HAPA_STACK_GATEWAY1_PROM_PORT', 8891)}/metrics",
     2: f"http://127.0.0.1:{_stack._port('HAPA_STACK_GATEWAY2_PROM_PORT', 8892)}/metrics",
@@ -116,13 +120,32 @@ def agent_queue() -> tuple[float, float]:
     if status != 200:
         return size, cap
     for line in str(text).splitlines():
-        if 'exporter="loadbalancing"' not in line or line.startswith("#"):
+        if 'exporter="otlp/spool"' not in line or line.startswith("#"):
             continue
         if line.startswith("otelcol_exporter_queue_size"):
             size += float(line.rsplit(" ", 1)[1])
         elif line.startswith("otelcol_exporter_queue_capacity"):
             cap += float(line.rsplit(" ", 1)[1])
     return size, cap
+
+
+ACCEPTED = ("otelcol_receiver_accepted_log_records", "otelcol_receiver_accepted_spans")
+
+
+def gateway_accepted(gateway: int) -> float:
+    """Log records + spans one gateway's OTLP receiver has accepted since it started (its own
+    telemetry); -1 when it does not answer."""
+    try:
+        status, text = _stack.http("GET", GATEWAY_TELEMETRY[gateway], timeout=3)
+    except (OSError, urllib.error.URLError):
+        return -1.0
+    if status != 200:
+        return -1.0
+    total = 0.0
+    for line in str(text).splitlines():
+        if line.startswith(ACCEPTED):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
 
 
 # --- counting at Elasticsearch -----------------------------------------------------------
@@ -183,6 +206,7 @@ class AckedSender(threading.Thread):
         self.run_id, self.rate, self.batch, self.max_seconds = run, rate, batch, max_seconds
         self.sent: set[str] = set()
         self.acked: set[str] = set()
+        self._lock = threading.Lock()
         self.refused = 0
         self._halt = threading.Event()
         self._seq = 0
@@ -224,7 +248,8 @@ class AckedSender(threading.Thread):
             seqs = list(range(self._seq, self._seq + self.batch))
             self._seq += self.batch
             ids = {str(s) for s in seqs}
-            self.sent |= ids
+            with self._lock:
+                self.sent |= ids
             req = urllib.request.Request(
                 f"{_stack.OTLP_HTTP}/v1/logs", data=self._body(seqs), method="POST"
             )
@@ -232,7 +257,8 @@ class AckedSender(threading.Thread):
             try:
                 with urllib.request.urlopen(req, timeout=5) as resp:
                     if resp.status == 200:
-                        self.acked |= ids
+                        with self._lock:
+                            self.acked |= ids
             except (OSError, urllib.error.URLError):
                 self.refused += 1
             next_at += interval
@@ -241,6 +267,16 @@ class AckedSender(threading.Thread):
     def stop(self) -> None:
         self._halt.set()
         self.join(15)
+
+    @property
+    def next_seq(self) -> int:
+        """The sequence number of the next record to be sent."""
+        return self._seq
+
+    def acked_from(self, first_seq: int) -> set[str]:
+        """Acknowledged ids with a sequence number >= first_seq (a consistent copy)."""
+        with self._lock:
+            return {i for i in self.acked if int(i) >= first_seq}
 
     def counts(self) -> dict[str, int]:
         return id_counts(LOGS, [{"term": {"tier_run.keyword": self.run_id}}], "seq")

@@ -61,14 +61,15 @@ class Sampler(threading.Thread):
 def run_under_load(
     name: str,
     tmp_path: Path,
-    fault: Callable[[_tier.DemoDriver], float],
+    fault: Callable[[_tier.DemoDriver, _tier.AckedSender], float],
     load_seconds: float,
     drain_timeout: float = 240,
 ) -> dict[str, Any]:
     """Load, fault, keep loading, then wait until every acknowledged record is indexed.
 
     ``fault()`` runs WARMUP seconds into the load and returns the monotonic time at which
-    the fault was cleared (the restart done); recovery is measured from then.
+    the fault was cleared (the restart done); recovery is measured from then. The load lasts
+    ``load_seconds`` or until ``fault()`` returns, whichever is later.
     """
     run = f"{name}-{uuid.uuid4().hex[:8]}"
     sampler = Sampler()
@@ -81,7 +82,7 @@ def run_under_load(
         demo.start()
         time.sleep(WARMUP)
         fault_at = time.monotonic()
-        cleared_at = fault(demo)
+        cleared_at = fault(demo, sender)
         time.sleep(max(0.0, t0 + load_seconds - time.monotonic()))
         sender.stop()
         demo.stop()
@@ -144,7 +145,7 @@ def test_agent_sigkill_then_restart_loses_nothing_it_acknowledged(tmp_path: Path
     """SIGKILL the agent mid-load, start it again 10 s later: every record it acknowledged
     (kept in its disk queue) reaches Elasticsearch; duplicates are counted and reported."""
 
-    def fault(_demo: _tier.DemoDriver) -> float:
+    def fault(_demo: _tier.DemoDriver, _sender: _tier.AckedSender) -> float:
         _tier.sigkill("agent")
         time.sleep(10)
         _tier.stack_gw("up", "agent")
@@ -156,10 +157,17 @@ def test_agent_sigkill_then_restart_loses_nothing_it_acknowledged(tmp_path: Path
     assert f["sender"]["acked"] < f["sender"]["sent"], f
 
 
-def test_gateway_sigkill_loses_nothing_and_metrics_keep_flowing(tmp_path: Path) -> None:
-    """SIGKILL one gateway mid-load (restarted 5 s later, as its Deployment would): the other
-    keeps taking its share, the agent re-sends what the dead one never answered, nothing is
-    lost, and the app's metrics reach a gateway's Prometheus exporter again."""
+GATEWAY_DOWN = 30.0  # seconds gateway 1 stays dead: longer than any retry, so only failover helps
+WINDOW = 2.0  # records acknowledged in this window are followed until all are indexed
+
+
+def test_gateway_sigkill_other_takes_over_within_seconds_nothing_lost(tmp_path: Path) -> None:
+    """SIGKILL gateway 1 mid-load and leave it dead for 30 s: the agent fails over to
+    gateway 2 within seconds (every record acknowledged just after the kill is in
+    Elasticsearch while gateway 1 is still dead, and no backlog builds up), nothing is lost
+    (duplicates counted), and after gateway 1's restart the agent balances over both again
+    and the app's metrics reach a gateway's Prometheus exporter again."""
+    seen: dict[str, Any] = {}
 
     def demo_requests_exported(service: str) -> float:
         total = 0.0
@@ -173,29 +181,69 @@ def test_gateway_sigkill_loses_nothing_and_metrics_keep_flowing(tmp_path: Path) 
                     total += float(line.rsplit(" ", 1)[1])
         return total
 
-    def fault(demo: _tier.DemoDriver) -> float:
+    def seconds_to_index(sender: _tier.AckedSender, limit: float, what: str) -> float:
+        """From now: WINDOW seconds of acknowledged records, then until all are indexed."""
+        started, first_seq = time.monotonic(), sender.next_seq
+        time.sleep(WINDOW)
+        ids = sender.acked_from(first_seq)
+        _stack.wait_until(lambda: ids <= set(sender.counts()) or None, limit, what, 0.25)
+        return round(time.monotonic() - started, 2)
+
+    def fault(demo: _tier.DemoDriver, sender: _tier.AckedSender) -> float:
+        # both gateways up: how long a record takes to be indexed on this machine now
+        seen["baseline_seconds"] = seconds_to_index(sender, 30, "records indexed (no fault)")
+        killed_at = time.monotonic()
+        first_seq = sender.next_seq
         _tier.sigkill("gateway1")
-        time.sleep(5)
-        _tier.stack_gw("up", "gateway1")
+        try:
+            # takeover: what the agent acknowledged just after the kill (half of it hashed to the
+            # dead gateway by trace id) is indexed through gateway 2 while gateway 1 is dead
+            seen["takeover_seconds"] = seconds_to_index(
+                sender, GATEWAY_DOWN - WINDOW - 5, "records acked after the kill indexed"
+            )
+            # no backlog while gateway 1 is still dead: everything acknowledged since the kill,
+            # up to 5 s before the restart, is indexed before the restart
+            time.sleep(max(0.0, killed_at + GATEWAY_DOWN - 5 - time.monotonic()))
+            recent = sender.acked_from(first_seq)
+            _stack.wait_until(
+                lambda: recent <= set(sender.counts()) or None,
+                max(1.0, killed_at + GATEWAY_DOWN - time.monotonic()),
+                "every record acked since the kill indexed, gateway 1 still dead",
+            )
+            seen["indexed_while_gateway1_dead"] = len(recent)
+            seen["gateway1_dead_seconds"] = round(time.monotonic() - killed_at, 1)
+        finally:  # restarted even when an assertion above failed
+            _tier.stack_gw("up", "gateway1")
         cleared = time.monotonic()
+        # balance returns: gateway 1 takes log records/spans again (the failover's probe)
+        _stack.wait_until(
+            lambda: _tier.gateway_accepted(1) > 0 or None,
+            60,
+            "gateway 1 taking spans/log records again after its restart",
+            0.5,
+        )
+        seen["balanced_again_seconds_after_restart"] = round(time.monotonic() - cleared, 1)
         # the same app process keeps counting: its metrics reach a gateway exporter again
         before = demo_requests_exported(demo.service)
         _stack.wait_until(
             lambda: demo_requests_exported(demo.service) > before or None,
-            30,
+            60,
             "the demo's api_requests_total growing on a gateway after the restart",
         )
         return cleared
 
-    f = run_under_load("gateway-sigkill", tmp_path, fault, load_seconds=30)
+    f = run_under_load("gateway-sigkill", tmp_path, fault, load_seconds=50)
+    _tier.record("gateway-sigkill-takeover", seen)
+    f.update(seen)
     _assert_nothing_lost(f, app_exporters_saw_fault=False)
+    assert f["takeover_seconds"] < GATEWAY_DOWN - 5, f
 
 
 def test_one_elasticsearch_node_stopped_writes_continue_cluster_heals(tmp_path: Path) -> None:
     """Stop the data-only Elasticsearch node mid-load for 15 s: writes continue on the
     other (replicas promoted), nothing is lost, and the cluster is green again after."""
 
-    def fault(_demo: _tier.DemoDriver) -> float:
+    def fault(_demo: _tier.DemoDriver, _sender: _tier.AckedSender) -> float:
         _tier.stack_gw("down", "elasticsearch2")
         time.sleep(15)
         _tier.stack_gw("up", "elasticsearch2")
@@ -214,7 +262,7 @@ def test_elasticsearch_down_two_minutes_disk_queue_grows_bounded_and_drains(tmp_
     (never past its configured capacity), drains once Elasticsearch is back, nothing is
     lost, and the app's p99 (it talks only to the agent) does not change."""
 
-    def fault(_demo: _tier.DemoDriver) -> float:
+    def fault(_demo: _tier.DemoDriver, _sender: _tier.AckedSender) -> float:
         _tier.stack_gw("down", "elasticsearch2", "elasticsearch")
         time.sleep(120)
         _tier.stack_gw("up", "elasticsearch", "elasticsearch2")

@@ -38,12 +38,13 @@ SCRAPE_LABELS = {"__name__", "job", "instance"}
 @pytest.fixture
 def rw_agent(tmp_path: Path) -> Iterator[str]:
     """A second agent with the remote-write overlay; yields its OTLP/HTTP base URL."""
-    grpc, http, health, telemetry = (_tier._free_port() for _ in range(4))
+    grpc, http, health, telemetry, spool = (_tier._free_port() for _ in range(5))
     env = {
         "HAPA_AGENT_OTLP_GRPC_ENDPOINT": f"127.0.0.1:{grpc}",
         "HAPA_AGENT_OTLP_HTTP_ENDPOINT": f"127.0.0.1:{http}",
         "HAPA_AGENT_HEALTH_ENDPOINT": f"127.0.0.1:{health}",
         "HAPA_AGENT_TELEMETRY_PORT": str(telemetry),
+        "HAPA_AGENT_SPOOL_ENDPOINT": f"127.0.0.1:{spool}",
         "HAPA_AGENT_STORAGE_DIR": str(tmp_path / "agent"),
         "HAPA_AGENT_GATEWAY_1": f"127.0.0.1:{_stack._port('HAPA_STACK_GATEWAY1_OTLP_PORT', 4319)}",
         "HAPA_AGENT_GATEWAY_2": f"127.0.0.1:{_stack._port('HAPA_STACK_GATEWAY2_OTLP_PORT', 4320)}",
