@@ -81,6 +81,30 @@ def test_lines_are_batched() -> None:
     w.shutdown(5)
 
 
+def test_a_slow_sink_under_steady_load_gets_batches_not_single_lines() -> None:
+    """Lines arriving steadily while each write takes a while (a syscall-heavy file on a
+    busy host) are still written in batches: the writer lingers after a write too, instead
+    of writing the two or three lines that came in meanwhile straight away."""
+
+    class SlowSink(ListSink):
+        def write(self, data: bytes) -> None:
+            time.sleep(0.002)
+            super().write(data)
+
+    sink = SlowSink()
+    w = QueueWriter([(sink, logging.DEBUG)])  # the default linger
+    deadline = time.monotonic() + 0.5
+    n = 0
+    while time.monotonic() < deadline:  # ~2,000 lines/s for half a second
+        w.submit(logging.INFO, _line(n))
+        n += 1
+        time.sleep(0.0005)
+    assert w.flush(5)
+    assert len(sink.lines) == n
+    assert len(sink.chunks) <= 40, (len(sink.chunks), n)  # 0.5 s / 20 ms + slack
+    w.shutdown(5)
+
+
 def test_min_level_per_sink() -> None:
     """The error sink gets only ERROR and above; the main sink gets everything."""
     main, errors = ListSink(), ListSink()

@@ -128,7 +128,7 @@ class QueueWriter:
         sinks: Sequence[tuple[Sink, int]],
         *,
         max_queue: int = 10000,
-        linger: float = 0.005,
+        linger: float = 0.02,
         max_batch: int = 2048,
         drop_line: Callable[[int], bytes] = drop_warning_json,
         register_atexit: bool = False,
@@ -243,9 +243,12 @@ class QueueWriter:
                 self._sleeping = False
                 if not q:
                     continue
-                if self.linger > 0 and len(q) < self.max_batch and not self._flush_pending:
-                    wake.clear()
-                    wake.wait(self.linger)  # let a batch gather; flush/shutdown cut it short
+            # Let a batch gather — also right after a write, when only the few lines that
+            # came in meanwhile are queued (else a busy server writes a stream of tiny
+            # batches, a flock/stat/write each); flush/shutdown cut the wait short.
+            if self.linger > 0 and len(q) < self.max_batch and not self._flush_pending:
+                wake.clear()
+                wake.wait(self.linger)
             batch: list[tuple[int, bytes]] = []
             markers: list[_FlushMarker] = []
             stop = False
