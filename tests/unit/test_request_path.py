@@ -382,3 +382,43 @@ async def test_a_custom_sampler_still_sees_the_request_attributes(harness: Harne
     spans = server_spans(harness)
     assert [s.attributes["url.path"] for s in spans] == ["/api/v1/items/5"]
     assert spans[0].attributes["http.route"] == "/api/v1/items/{item_id}"
+
+
+async def test_with_no_span_processor_the_server_span_is_context_only(tmp_path: Path) -> None:
+    """Embedded default (no traces endpoint, no exporter): nothing would receive the
+    server span, so none is recorded — but the request still gets the ids and sampling
+    decision the SDK would give it: its lines carry them, an incoming traceparent is
+    continued (and its not-sampled flag kept), and a span processor added later gets
+    recorded server spans from the next request on."""
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    reset_telemetry()
+    try:
+        stream = io.StringIO()
+        t = runtime.configure(
+            settings=Settings.load({}, log_directory=str(tmp_path / "logs")),
+            set_global=False, log_stream=stream,
+        )
+        h = Harness(t, InMemorySpanExporter(), None, stream, tmp_path / "logs")  # type: ignore[arg-type]
+        remote = "0af7651916cd43dd8448eb211c80319c"
+        started: list[str] = []
+        real_start = t.tracer.start_span
+        t.tracer.start_span = lambda *a, **k: started.append(a[0]) or real_start(*a, **k)  # type: ignore[method-assign]
+        async with client(make_app()) as c:
+            assert (await c.get("/ping")).status_code == 200
+            await c.get("/ping", headers={"traceparent": f"00-{remote}-b7ad6b7169203331-00"})
+            assert started == []  # no SDK span made while nothing would receive it
+            t.providers.tracer_provider.add_span_processor(  # type: ignore[attr-defined]
+                SimpleSpanProcessor(h.spans))
+            await c.get("/api/v1/items/3")
+        t.pipeline.flush(5.0)
+        first, continued, observed = ends(h)
+        assert len(first["trace_id"]) == 32 and first["trace_flags"] == "03"  # sampled, random
+        assert continued["trace_id"] == remote and continued["trace_flags"] == "00"
+        assert continued["span_id"] != "b7ad6b7169203331"
+        spans = server_spans(h)
+        assert len(spans) == 1 and spans[0].attributes["url.path"] == "/api/v1/items/3"
+        assert format(spans[0].context.trace_id, "032x") == observed["trace_id"]
+    finally:
+        reset_telemetry()

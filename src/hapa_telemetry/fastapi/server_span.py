@@ -15,7 +15,7 @@ from typing import Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
-from opentelemetry.trace import SpanKind, Status, StatusCode
+from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
 from starlette.types import Scope
 
 from hapa_telemetry.instruments import OTHER_METHOD, UNMATCHED_ENDPOINT
@@ -78,14 +78,58 @@ def start(
         attributes["http.request.id"] = request_id
     if method == OTHER_METHOD:
         attributes["http.request.method_original"] = scope.get("method", "")
-    span = tracer.start_span(
-        "HTTP" if method == OTHER_METHOD else method,
-        context=parent,
-        kind=SpanKind.SERVER,
-        attributes=attributes,  # at creation: a sampler may read them
-    )
+    name = "HTTP" if method == OTHER_METHOD else method
+    if _unobserved(tracer):
+        span = _context_only_span(tracer, name, parent, attributes)
+    else:
+        span = tracer.start_span(
+            name,
+            context=parent,
+            kind=SpanKind.SERVER,
+            attributes=attributes,  # at creation: a sampler may read them
+        )
     token = otel_context.attach(trace.set_span_in_context(span, parent))
     return span, token
+
+
+def _unobserved(tracer: trace.Tracer) -> bool:
+    """True when no span processor would see the server span: an SDK tracer whose
+    provider has none (the embedded default, no OTLP traces endpoint). Read per request,
+    so a processor added later (another exporter) gets recorded spans from then on;
+    anything unexpected counts as observed."""
+    processors = getattr(getattr(tracer, "span_processor", None), "_span_processors", None)
+    if processors != ():
+        return False
+    enabled = getattr(tracer, "_is_enabled", None)  # a tracer the configurator disabled
+    return enabled is not None and bool(enabled())
+
+
+def _context_only_span(
+    tracer: Any, name: str, parent: otel_context.Context | None, attributes: dict[str, Any]
+) -> trace.Span:
+    """The server span's context without a recorded span: the same ids and sampling
+    decision the SDK would make (its sampler and id generator), so the request's lines,
+    exemplars and outgoing ``traceparent`` carry them, without building attributes that
+    nothing would read."""
+    parent_ctx = trace.get_current_span(parent).get_span_context()
+    ids = tracer.id_generator
+    trace_id = parent_ctx.trace_id if parent_ctx.is_valid else ids.generate_trace_id()
+    result = tracer.sampler.should_sample(
+        parent, trace_id, name, SpanKind.SERVER, attributes, None
+    )
+    flags = TraceFlags.SAMPLED if result.decision.is_sampled() else TraceFlags.DEFAULT
+    random_id = (
+        parent_ctx.trace_flags.random_trace_id if parent_ctx.is_valid
+        else ids.is_trace_id_random()
+    )
+    if random_id:  # W3C Trace Context level 2, as the SDK sets it
+        flags |= TraceFlags.RANDOM_TRACE_ID
+    return trace.NonRecordingSpan(
+        SpanContext(
+            trace_id, ids.generate_span_id(), is_remote=False,
+            trace_flags=TraceFlags(flags), trace_state=result.trace_state,
+        )
+    )
 
 
 def _span_name(method: str, endpoint: str) -> str:
