@@ -232,20 +232,13 @@ def _event_batcher(
     from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
     from hapa_telemetry._version import __version__
-    from hapa_telemetry.otlp import batcher, events, http
+    from hapa_telemetry.otlp import batcher, events
 
     # the SDK's log record limits (OTEL_LOGRECORD_ATTRIBUTE_*), read the SDK's way;
     # LogRecordLimits from 1.45, LogLimits before
     limits = (getattr(sdk_logs, "LogRecordLimits", None) or sdk_logs.LogLimits)()
-    client = http.OtlpHttpClient(
-        endpoint,
-        headers=dict(settings.otlp_headers),
-        compression=settings.otlp_compression,
-        timeout=settings.otlp_timeout_s,
-        user_agent=_user_agent(),
-    )
     return batcher.EventLogBatcher(
-        client,
+        _otlp_exporter(settings, "logs", endpoint, health),  # HapaLogExporter here
         events.EventEncoder(limits.max_attributes, limits.max_attribute_length),
         resource,
         InstrumentationScope("hapa_telemetry", __version__),
@@ -254,14 +247,8 @@ def _event_batcher(
         delay_s=settings.blrp_schedule_delay_ms / 1000,
         on_result=lambda ok, items, error: health.record("logs", ok, items, error),
         on_dropped=lambda count: health.dropped("logs", count),
-        on_rejected=lambda count, message: health.rejected("logs", count, message),
     )
 
-
-def _user_agent() -> str:
-    from hapa_telemetry.otlp import _user_agent as agent
-
-    return agent()
 
 
 _OTLP_EXPORTERS = {

@@ -28,7 +28,7 @@ from hapa_telemetry import runtime
 from hapa_telemetry.logs.pipeline import LogPipeline
 from hapa_telemetry.otlp.batcher import EventLogBatcher, SpanBatchProcessor
 from hapa_telemetry.otlp.events import EventEncoder
-from hapa_telemetry.otlp.exporters import HapaSpanExporter
+from hapa_telemetry.otlp.exporters import HapaLogExporter, HapaSpanExporter
 from hapa_telemetry.otlp.http import OtlpHttpClient
 from hapa_telemetry.otlp.logs import encode_logs
 from hapa_telemetry.otlp.traces import encode_spans
@@ -203,6 +203,10 @@ def receiver() -> Iterator[tuple[str, list[bytes], threading.Event]]:
         httpd.server_close()
 
 
+def _exporter(url: str, timeout: float = 10.0) -> HapaLogExporter:
+    return HapaLogExporter(OtlpHttpClient(url, timeout=timeout))
+
+
 def _count(bodies: list[bytes]) -> list[str]:
     return [r["body"]["stringValue"] for b in bodies for r in _records(b)]
 
@@ -215,7 +219,7 @@ def test_batches_arrive_in_order_and_flush_sends_the_rest(
     in order; outcomes are booked per batch."""
     url, bodies, _ = receiver
     booked: list[tuple[bool, int]] = []
-    batcher = EventLogBatcher(OtlpHttpClient(url), EventEncoder(), RESOURCE, SCOPE,
+    batcher = EventLogBatcher(_exporter(url), EventEncoder(), RESOURCE, SCOPE,
                               max_queue=100, batch_size=10, delay_s=30,
                               on_result=lambda ok, n, error: booked.append((ok, n)))
     try:
@@ -242,7 +246,7 @@ def test_full_queue_drops_new_events_counts_them_and_never_blocks(
     url, bodies, gate = receiver
     gate.clear()  # the receiver holds every request
     dropped: list[int] = []
-    batcher = EventLogBatcher(OtlpHttpClient(url, timeout=10), EventEncoder(), RESOURCE,
+    batcher = EventLogBatcher(_exporter(url, timeout=10), EventEncoder(), RESOURCE,
                               SCOPE, max_queue=5, batch_size=5, delay_s=0.01,
                               on_dropped=dropped.append)
     try:
@@ -266,7 +270,7 @@ def test_full_queue_drops_new_events_counts_them_and_never_blocks(
 def test_shutdown_with_a_dead_endpoint_is_bounded_and_counts_what_is_left() -> None:
     """A closed port: shutdown returns within about a second and the events still queued
     are counted as dropped, not silently lost."""
-    batcher = EventLogBatcher(OtlpHttpClient("http://127.0.0.1:9/v1/logs", timeout=30),
+    batcher = EventLogBatcher(_exporter("http://127.0.0.1:9/v1/logs", timeout=30),
                               EventEncoder(), RESOURCE, SCOPE, max_queue=50, batch_size=50,
                               delay_s=60)
     for i in range(7):
@@ -414,7 +418,7 @@ def test_force_flush_gives_up_at_its_deadline_while_an_export_hangs(
     deadline instead of waiting for the export in progress (shutdown stays bounded)."""
     url, _, gate = receiver
     gate.clear()
-    batcher = EventLogBatcher(OtlpHttpClient(url, timeout=20), EventEncoder(), RESOURCE,
+    batcher = EventLogBatcher(_exporter(url, timeout=20), EventEncoder(), RESOURCE,
                               SCOPE, max_queue=10, batch_size=1, delay_s=0.01)
     try:
         batcher.emit(logging.INFO, time.time(), {"level": "INFO", "message": "hangs"})

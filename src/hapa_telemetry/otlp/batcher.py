@@ -25,8 +25,7 @@ from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 from opentelemetry.sdk.trace.export import SpanExporter
 
 from hapa_telemetry.otlp.events import EventEncoder, EventItem
-from hapa_telemetry.otlp.exporters import _CHECK_EVERY, Slicer
-from hapa_telemetry.otlp.http import OtlpHttpClient
+from hapa_telemetry.otlp.exporters import _CHECK_EVERY, HapaLogExporter, Slicer
 
 Book = Callable[[bool, int, str | None], None]
 """Told after every batch: (ok, items, error)."""
@@ -166,11 +165,12 @@ class Batcher(Generic[T]):
 
 
 class EventLogBatcher(Batcher[EventItem]):
-    """Batches the pipeline's events and exports them as OTLP log records."""
+    """Batches the pipeline's events and exports them as OTLP log records through the
+    log exporter's client (its rejected-item booking included)."""
 
     def __init__(
         self,
-        client: OtlpHttpClient,
+        exporter: HapaLogExporter,
         encoder: EventEncoder,
         resource: Any,
         scope: Any,
@@ -180,17 +180,15 @@ class EventLogBatcher(Batcher[EventItem]):
         delay_s: float = 1.0,
         on_result: Book | None = None,
         on_dropped: Callable[[int], None] | None = None,
-        on_rejected: Callable[[int, str], None] | None = None,
     ) -> None:
-        self._client = client
+        self._exporter = exporter
         self._encoder = encoder
         self._resource = resource
         self._scope = scope
         self._on_result = on_result
-        self._on_rejected = on_rejected
         super().__init__(
             self._export, name="hapa-otlp-logs", max_queue=max_queue, batch_size=batch_size,
-            delay_s=delay_s, on_dropped=on_dropped, on_shutdown=client.close,
+            delay_s=delay_s, on_dropped=on_dropped, on_shutdown=exporter.shutdown,
         )
 
     def emit(self, levelno: int, created: float, event: Mapping[str, Any]) -> None:
@@ -198,23 +196,19 @@ class EventLogBatcher(Batcher[EventItem]):
         self.put((levelno, created, time.time_ns(), event))
 
     def _export(self, batch: list[EventItem], timeout: float | None) -> None:
+        exporter = self._exporter
         try:
             failures: list[BaseException] = []
             body = self._encoder.encode_request(
                 batch, self._resource, self._scope, Slicer(), _CHECK_EVERY, failures.append
             )
-            if failures and self._on_rejected is not None:
-                first = failures[0]
-                self._on_rejected(
-                    len(failures), f"not encodable: {type(first).__name__}: {first}"[:300]
-                )
+            if failures:
+                exporter.not_encodable(len(failures), failures[0])
             if not body:
                 return
-            result = self._client.send(body, timeout)
-            if result.ok and result.rejected and self._on_rejected is not None:
-                self._on_rejected(result.rejected, result.message)
+            ok = exporter.post(body, timeout)
             if self._on_result is not None:
-                self._on_result(result.ok, len(batch), None if result.ok else result.error)
+                self._on_result(ok, len(batch), None if ok else exporter.last_error)
         except Exception as exc:  # never let the thread die
             if self._on_result is not None:
                 self._on_result(False, len(batch), f"{type(exc).__name__}: {exc}"[:300])

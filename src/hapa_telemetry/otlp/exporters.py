@@ -76,7 +76,7 @@ class _Exporter:
         if failures:
             first = failures[0]
             self.not_encodable(len(failures), first)
-        return self._post(body)
+        return self.post(body)
 
     def not_encodable(self, count: int, error: BaseException) -> None:
         """Book items left out because they could not be encoded."""
@@ -84,11 +84,12 @@ class _Exporter:
             self._on_rejected(self.signal, count,
                               f"not encodable: {type(error).__name__}: {error}"[:300])
 
-    def _post(self, body: bytes) -> bool:
+    def post(self, body: bytes, timeout: float | None = None) -> bool:
+        """Send an encoded request; book a partial success's rejected items."""
         if self._shutdown.is_set():
             self.last_error = "exporter is shut down"
             return False
-        result: SendResult = self._client.send(body)
+        result: SendResult = self._client.send(body, timeout)
         if result.ok:
             self.last_error = None
             if result.rejected and self._on_rejected is not None:
@@ -135,7 +136,7 @@ class HapaSpanExporter(_Exporter, SpanExporter):
             if entry is None:
                 entry = groups[key] = (resource, scope, [])
             entry[2].append(body)
-        ok = self._post(request(list(groups.values()), b"\x12"))
+        ok = self.post(request(list(groups.values()), b"\x12"))
         return SpanExportResult.SUCCESS if ok else SpanExportResult.FAILURE
 
     def shutdown(self) -> None:
