@@ -412,6 +412,7 @@ def run_variant(v: Variant, args: argparse.Namespace, wrk: str, lua: Path, work:
             run_wrk(wrk, lua, base + PATH, args.warmup, args.connections, args.threads)
         ps = psutil.Process(server.pid)
         cpu0 = ps.cpu_times()
+        ctx0 = ps.num_ctx_switches()
         sampler = Sampler(server.pid, base + v.metrics_path if v.metrics_path else None)
         sampler.start()
         spies: dict[str, subprocess.Popen[bytes]] = {}
@@ -427,6 +428,7 @@ def run_variant(v: Variant, args: argparse.Namespace, wrk: str, lua: Path, work:
             time.sleep(0.5)
         w = run_wrk(wrk, lua, base + PATH, args.duration, args.connections, args.threads)
         cpu1 = ps.cpu_times()
+        ctx1 = ps.num_ctx_switches()
         paced = None
         if args.paced > 0 and not profile:
             paced = run_wrk(wrk, lua.with_name("paced.lua"), base + PATH, args.paced,
@@ -448,6 +450,10 @@ def run_variant(v: Variant, args: argparse.Namespace, wrk: str, lua: Path, work:
             peak_rss_mib=max(sampler.peak_rss, rss) / 2**20,
             cpu_us_per_req=cpu / max(w["requests"], 1) * 1e6,
             cpu_util=cpu / (w["duration_us"] / 1e6),
+            sys_us_per_req=(cpu1.system - cpu0.system) / max(w["requests"], 1) * 1e6,
+            ctx_switches_per_req=((ctx1.voluntary - ctx0.voluntary)
+                                  + (ctx1.involuntary - ctx0.involuntary))
+            / max(w["requests"], 1),
             rss_series=sampler.rss_series,
             scrapes=sampler.scrapes,
             scrape_errors=sampler.scrape_errors,
