@@ -10,15 +10,18 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterable, Mapping
-from typing import Any
+from collections.abc import Hashable, Iterable, Mapping, Sequence
+from typing import Any, Protocol
 
 import psutil
-from opentelemetry.metrics import CallbackOptions, Meter, Observation
+from opentelemetry.metrics import CallbackOptions, Histogram, Meter, Observation
 from opentelemetry.sdk.metrics.view import ExplicitBucketHistogramAggregation, View
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+from opentelemetry.trace import Span
 
 from hapa_telemetry import names
 from hapa_telemetry.genai_instruments import GenAIInstruments
+from hapa_telemetry.histograms import PackageHistograms
 
 STANDARD_METHODS = frozenset(
     {"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH", "QUERY"}
@@ -113,10 +116,50 @@ def _busy_percent(a: Any, b: Any) -> float:
     return round(max(0.0, min(100.0, 100.0 * busy / total)), 1)
 
 
+class _Recorder(Protocol):
+    def record(
+        self, value: float, key: Hashable, attributes: Mapping[str, str], span: Span | None
+    ) -> None: ...  # pragma: no cover - protocol
+
+
+class _SdkRecorder:
+    """An SDK histogram behind the package histogram's ``record`` signature."""
+
+    __slots__ = ("_histogram",)
+
+    def __init__(self, histogram: Histogram) -> None:
+        self._histogram = histogram
+
+    def record(
+        self, value: float, key: Hashable, attributes: Mapping[str, str], span: Span | None
+    ) -> None:
+        self._histogram.record(value, attributes)  # the SDK takes the current span itself
+
+
+def _histogram(
+    meter: Meter,
+    histograms: PackageHistograms | None,
+    name: str,
+    boundaries: Sequence[float],
+) -> _Recorder:
+    description = _DESCRIPTION[name]
+    if histograms is None:
+        return _SdkRecorder(meter.create_histogram(name, unit="s", description=description))
+    histograms.scope = InstrumentationScope(meter.name, meter.version)
+    return histograms.histogram(name, description, "s", boundaries)
+
+
 class Instruments:
     """The six seed instruments (+ system gauges and self-telemetry) on one Meter."""
 
-    def __init__(self, meter: Meter, *, disk_path: str = "/", mirror: Any = None) -> None:
+    def __init__(
+        self,
+        meter: Meter,
+        *,
+        disk_path: str = "/",
+        mirror: Any = None,
+        histograms: PackageHistograms | None = None,
+    ) -> None:
         self._mirror = mirror  # a multiproc.PromMirror when several workers share /metrics
         self._lock = threading.Lock()
         self._requests: dict[tuple[str, str, int], int] = {}
@@ -134,15 +177,15 @@ class Instruments:
             callbacks=[self._observe_requests],
             description=_DESCRIPTION[names.API_REQUESTS_TOTAL],
         )
-        self._duration = meter.create_histogram(
-            names.API_REQUEST_DURATION_SECONDS,
-            unit="s",
-            description=_DESCRIPTION[names.API_REQUEST_DURATION_SECONDS],
+        # The two histograms: aggregated by the package for every reader when the
+        # providers could arrange it (histograms.py), else SDK instruments.
+        self._duration: _Recorder = _histogram(
+            meter, histograms, names.API_REQUEST_DURATION_SECONDS,
+            names.REQUEST_DURATION_BUCKETS,
         )
-        self._inference = meter.create_histogram(
-            names.AI_INFERENCE_DURATION_SECONDS,
-            unit="s",
-            description=_DESCRIPTION[names.AI_INFERENCE_DURATION_SECONDS],
+        self._inference: _Recorder = _histogram(
+            meter, histograms, names.AI_INFERENCE_DURATION_SECONDS,
+            names.INFERENCE_DURATION_BUCKETS,
         )
         meter.create_observable_up_down_counter(
             names.ACTIVE_CONNECTIONS,
@@ -186,19 +229,28 @@ class Instruments:
             self._mirror.active.inc()
 
     def request_finished(
-        self, method: str, endpoint: str, status: int, duration: float, *, started: bool = True
+        self,
+        method: str,
+        endpoint: str,
+        status: int,
+        duration: float,
+        *,
+        started: bool = True,
+        span: Span | None = None,
     ) -> None:
-        """Count a finished request and record its duration (ends the in-flight count)."""
+        """Count a finished request and record its duration (ends the in-flight count).
+        ``span`` (default: the current one) is the request's span, for exemplars."""
         key = (method, endpoint, status)
         with self._lock:
             self._requests[key] = self._requests.get(key, 0) + 1
             if started:
                 self._active -= 1
-        attrs = self._route_attrs.get((method, endpoint))
+        route = (method, endpoint)
+        attrs = self._route_attrs.get(route)
         if attrs is None:
             attrs = {names.LABEL_METHOD: method, names.LABEL_ENDPOINT: endpoint}
-            self._route_attrs[(method, endpoint)] = attrs
-        self._duration.record(duration, attrs)
+            self._route_attrs[route] = attrs
+        self._duration.record(duration, route, attrs, span)
         mirror = self._mirror
         if mirror is not None:
             mirror.child(mirror.requests, (method, endpoint, str(status))).inc()
@@ -220,7 +272,7 @@ class Instruments:
         if attrs is None:
             attrs = {names.LABEL_MODEL: model} if model else {}
             self._model_attrs[key] = attrs
-        self._inference.record(duration, attrs)
+        self._inference.record(duration, key, attrs, None)
         if self._mirror is not None:
             self._mirror.child(self._mirror.inference, (key,)).observe(duration)
 

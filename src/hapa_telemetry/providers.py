@@ -39,6 +39,7 @@ from hapa_telemetry.exporting import (
     CountingSpanExporter,
     ExportHealth,
 )
+from hapa_telemetry.histograms import PackageHistograms
 from hapa_telemetry.instruments import views
 from hapa_telemetry.settings import Settings
 
@@ -62,6 +63,8 @@ class Providers:
     # The package's own log lines over OTLP/HTTP with its encoder skip the SDK's log
     # objects (otlp/batcher.py); other emitters still use logger_provider.
     log_batcher: Any = None
+    # The request and inference duration histograms, when the package aggregates them.
+    histograms: PackageHistograms | None = None
 
     def force_flush(self, timeout_millis: int = 5_000) -> bool:
         """Flush every owned provider; False when one did not finish in time."""
@@ -171,6 +174,10 @@ def build_providers(
         exemplar_filter=_EXEMPLAR_FILTERS[settings.metrics_exemplar_filter](),
     )
     owned.append(meter_provider)
+    # The two seed histograms aggregated once for all readers (histograms.py); None when
+    # a reader cannot take them that way: then they are SDK instruments like the rest.
+    aggregated = PackageHistograms(resource, settings.metrics_exemplar_filter)
+    histograms = aggregated if aggregated.attach(readers) else None
     # Deliberately NOT set as the global MeterProvider: /metrics must show exactly the
     # package's families, and instrumentations that `opentelemetry-bootstrap` adds
     # (system-metrics, httpx, asyncio, ...) would record into a global one.
@@ -214,6 +221,7 @@ def build_providers(
         health=health,
         owned=owned,
         log_batcher=log_batcher,
+        histograms=histograms,
     )
 
 

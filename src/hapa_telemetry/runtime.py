@@ -162,7 +162,9 @@ def configure(
 
             mirror = PromMirror(settings.multiprocess_dir)
         instruments = Instruments(
-            providers.meter_provider.get_meter("hapa_telemetry", __version__), mirror=mirror
+            providers.meter_provider.get_meter("hapa_telemetry", __version__),
+            mirror=mirror,
+            histograms=providers.histograms,
         )
         if mirror is not None and settings.enable_metrics:
             from hapa_telemetry.multiproc import exposition_registry

@@ -324,7 +324,8 @@ class _Request:
             _report("middleware (request lines)", exc)
         try:
             t.instruments.request_finished(
-                method, endpoint, status, duration, started=self.counted
+                method, endpoint, status, duration, started=self.counted,
+                span=self.span[0] if self.span is not None else None,
             )
             t.stats.record(duration, status >= 500)
         except Exception as exc:
