@@ -12,6 +12,7 @@ machine than bench/http_bench.py (thread CPU time, not wall-clock throughput).
 
     .venv/bin/python bench/request_path.py                      # 5 rounds x 4000 requests
     .venv/bin/python bench/request_path.py --profile            # cProfile of the hapa loop
+    .venv/bin/python bench/request_path.py --profile --variants hapa-export  # of that one
     .venv/bin/python bench/request_path.py --variants bare,hapa,hapa-export,hapa-files
     .venv/bin/python bench/request_path.py --other /path/to/other/venv/bin/python
         # adds "hapa-other": the same app under another checkout's interpreter (before/after)
@@ -136,9 +137,9 @@ def main() -> None:
     if args.child:
         _child(args.child, args.requests, args.profile)
         return
-    if args.profile:
-        _child("hapa", args.requests, True)
-        return
+    if args.profile:  # cProfile of the first hapa variant named (default: hapa)
+        first = next((v for v in args.variants.split(",") if v.startswith("hapa")), "hapa")
+        args.variants, args.rounds = first, 1
     variants = {v: sys.executable for v in args.variants.split(",") if v}
     if args.other:  # a twin of every hapa variant under the other interpreter
         for v in list(variants):
@@ -164,10 +165,11 @@ def main() -> None:
                 env = dict(os.environ)
                 for key, value in EXPORT_ENV.get(v.removesuffix("-other"), {}).items():
                     env[key] = value.replace("{sink}", f"http://127.0.0.1:{port}")
-                out = subprocess.run(
-                    [variants[v], __file__, "--child", v, "--requests", str(args.requests)],
-                    capture_output=True, text=True, check=True, env=env,
-                )
+                cmd = [variants[v], __file__, "--child", v, "--requests", str(args.requests)]
+                if args.profile:
+                    subprocess.run([*cmd, "--profile"], check=True, env=env)
+                    return
+                out = subprocess.run(cmd, capture_output=True, text=True, check=True, env=env)
                 fields = out.stdout.strip().splitlines()[-1].split()
                 loop_us, proc_us = float(fields[0]), float(fields[1])
                 results[v].append((loop_us, proc_us))

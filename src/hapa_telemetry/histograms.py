@@ -16,8 +16,8 @@ calls from its public ``collect()``.
 
 :func:`attach` checks what the hook relies on (SDK internals: the reader's collect
 callback and its histogram temporality) and says no — the caller then records through
-the SDK's instruments as before — when a reader asks for delta temporality or a
-non-default histogram aggregation, or anything is not as expected.
+the SDK's instruments as before — when a reader asks for delta temporality, or anything
+is not as expected.
 """
 
 from __future__ import annotations
@@ -43,7 +43,6 @@ from opentelemetry.sdk.metrics.export import (
     ResourceMetrics,
     ScopeMetrics,
 )
-from opentelemetry.sdk.metrics.view import DefaultAggregation
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
@@ -218,12 +217,9 @@ class PackageHistograms:
         for reader in readers:
             collect = getattr(reader, "_collect", None)
             temporality = _for_histograms(getattr(reader, "_instrument_class_temporality", {}))
-            aggregation = _for_histograms(getattr(reader, "_instrument_class_aggregation", {}))
-            if (
-                not callable(collect)
-                or temporality is not AggregationTemporality.CUMULATIVE
-                or type(aggregation) is not DefaultAggregation
-            ):
+            # (a reader's preferred histogram aggregation does not matter: the package's
+            # views name the explicit buckets of both histograms, and a view wins)
+            if not callable(collect) or temporality is not AggregationTemporality.CUMULATIVE:
                 return False
         for reader in readers:
             hooked: Any = reader

@@ -25,6 +25,7 @@ from opentelemetry.sdk.trace import TracerProvider
 
 import hapa_telemetry
 from hapa_telemetry import names
+from hapa_telemetry.exposition import render_metrics
 from hapa_telemetry.histograms import BucketHistogram, PackageHistograms
 from hapa_telemetry.instruments import Instruments
 from hapa_telemetry.testing import reset
@@ -233,3 +234,23 @@ def test_sdk_fallback_keeps_recording_with_a_plain_meter() -> None:
     (point,) = _points(reader.get_metrics_data(), DURATION)
     assert point.count == 1 and len(point.exemplars) == 1
     provider.shutdown()
+
+
+def test_the_otlp_metrics_reader_takes_the_package_histograms(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With OTLP metrics on (the SDK's exporter prefers explicit-bucket histograms) the
+    package still aggregates the histograms once for /metrics and OTLP; with
+    OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE=delta it falls back to the SDK."""
+    for preference, expect_package in (("cumulative", True), ("delta", False)):
+        reset()
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE", preference)
+        telemetry = hapa_telemetry.configure(
+            set_global=False, log_to_stdout=False, log_directory=str(tmp_path),
+            otlp_metrics_endpoint="http://127.0.0.1:9/v1/metrics",
+            otlp_metrics_protocol="http/protobuf",
+        )
+        assert (telemetry.providers.histograms is not None) is expect_package, preference
+        telemetry.instruments.request_finished("GET", "/a", 200, 0.01, started=False)
+        body = render_metrics(telemetry, None)[0]
+        assert b'api_request_duration_seconds_count{endpoint="/a",method="GET"} 1.0' in body
