@@ -64,6 +64,7 @@ _SEVERITY = {
 
 
 _iso_second: tuple[int, str] = (-1, "")  # (second, formatted date-time): a cache
+_DIGITS3 = tuple(f"{i:03d}" for i in range(1000))  # the microseconds, three digits at a time
 
 
 def _reset() -> None:
@@ -85,9 +86,10 @@ def _iso(created: float) -> str:
     micros = round((created - second) * 1e6)
     if micros == 0:
         return cached[1] + "+00:00"
-    if micros >= 1_000_000:  # rounds up into the next second
+    if micros >= 1_000_000 or micros < 0:  # rounds up into the next second; before 1970
         return datetime.fromtimestamp(created, timezone.utc).isoformat()
-    return f"{cached[1]}.{micros:06d}+00:00"
+    ms, us = divmod(micros, 1000)  # two table lookups: cheaper than formatting an int
+    return f"{cached[1]}.{_DIGITS3[ms]}{_DIGITS3[us]}+00:00"
 
 
 # -- the request lines: one builder for the middleware and APIMonitor --------------------
@@ -122,10 +124,8 @@ def trace_fields_of(span: trace.Span) -> tuple[str, str, str] | None:
     ctx = span.get_span_context()
     if not ctx.is_valid:
         return None
-    return (
-        format(ctx.trace_id, "032x"), format(ctx.span_id, "016x"),
-        format(ctx.trace_flags, "02x"),
-    )
+    # %-formatting: about twice as fast as format() here (TraceFlags is an int subclass)
+    return "%032x" % ctx.trace_id, "%016x" % ctx.span_id, "%02x" % ctx.trace_flags  # noqa: UP031
 
 
 class EventBuilder:
