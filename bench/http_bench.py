@@ -413,6 +413,7 @@ def run_variant(v: Variant, args: argparse.Namespace, wrk: str, lua: Path, work:
         ps = psutil.Process(server.pid)
         cpu0 = ps.cpu_times()
         ctx0 = ps.num_ctx_switches()
+        threads0 = {t.id: t.user_time + t.system_time for t in ps.threads()}
         sampler = Sampler(server.pid, base + v.metrics_path if v.metrics_path else None)
         sampler.start()
         spies: dict[str, subprocess.Popen[bytes]] = {}
@@ -429,6 +430,7 @@ def run_variant(v: Variant, args: argparse.Namespace, wrk: str, lua: Path, work:
         w = run_wrk(wrk, lua, base + PATH, args.duration, args.connections, args.threads)
         cpu1 = ps.cpu_times()
         ctx1 = ps.num_ctx_switches()
+        threads1 = {t.id: t.user_time + t.system_time for t in ps.threads()}
         paced = None
         if args.paced > 0 and not profile:
             paced = run_wrk(wrk, lua.with_name("paced.lua"), base + PATH, args.paced,
@@ -451,6 +453,9 @@ def run_variant(v: Variant, args: argparse.Namespace, wrk: str, lua: Path, work:
             cpu_us_per_req=cpu / max(w["requests"], 1) * 1e6,
             cpu_util=cpu / (w["duration_us"] / 1e6),
             sys_us_per_req=(cpu1.system - cpu0.system) / max(w["requests"], 1) * 1e6,
+            main_thread_us_per_req=(threads1.get(server.pid, 0.0)
+                                    - threads0.get(server.pid, 0.0))
+            / max(w["requests"], 1) * 1e6,
             ctx_switches_per_req=((ctx1.voluntary - ctx0.voluntary)
                                   + (ctx1.involuntary - ctx0.involuntary))
             / max(w["requests"], 1),

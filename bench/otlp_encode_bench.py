@@ -288,12 +288,12 @@ def main() -> None:
 
     print("\nlongest single C call holding the GIL per batch (min of 20, ms):")
     from hapa_telemetry.otlp._wire import group, request
-    from hapa_telemetry.otlp.traces import _origin, encode_span
+    from hapa_telemetry.otlp.traces import encode_span, span_origin
     for n in (128, 512):
         sp = make_spans(n)
         msg = sdk_spans(sp)
         serialize = min(_wall(msg.SerializePartialToString) for _ in range(20))
-        groups = group(sp, encode_span, _origin, None, 1)
+        groups = group(sp, encode_span, span_origin, None, 1)
         join = min(_wall(lambda g=groups: request(g, b"\x12")) for _ in range(20))
         print(f"  batch {n}: sdk SerializeToString {serialize * 1e3:.2f}, "
               f"hapa whole request assembly (joins) {join * 1e3:.3f}")

@@ -121,6 +121,12 @@ EXPORT_ENV = {
                      "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
                      "OTEL_TRACES_SAMPLER_ARG": "0.1"},
 }
+# the 10 % variant without one of its signals, to see what each costs
+EXPORT_ENV["hapa-sampled-nologs"] = {**EXPORT_ENV["hapa-sampled"], "OTEL_LOGS_EXPORTER": "none"}
+EXPORT_ENV["hapa-sampled-nometrics"] = {**EXPORT_ENV["hapa-sampled"],
+                                        "OTEL_METRICS_EXPORTER": "none"}
+EXPORT_ENV["hapa-sampled-notraces"] = {**EXPORT_ENV["hapa-sampled"],
+                                       "OTEL_TRACES_EXPORTER": "none"}
 
 
 def main() -> None:
