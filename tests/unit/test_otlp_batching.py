@@ -4,6 +4,7 @@ whose drops are counted, flush and shutdown that finish; the span queue's drops 
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 import time
@@ -26,6 +27,7 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
 from hapa_telemetry import runtime
 from hapa_telemetry.logs.pipeline import LogPipeline
+from hapa_telemetry.otlp import exporters as exporters_mod
 from hapa_telemetry.otlp.batcher import EventLogBatcher, SpanBatchProcessor
 from hapa_telemetry.otlp.events import EventEncoder
 from hapa_telemetry.otlp.exporters import HapaLogExporter, HapaSpanExporter
@@ -368,12 +370,17 @@ def test_span_queue_drops_are_counted_and_sampled_out_spans_never_queued() -> No
         provider.shutdown()
 
 
+@pytest.mark.parametrize("max_origins", [1024, 1])
 def test_spans_encoded_as_they_end_are_the_batch_encoders_request(
     receiver: tuple[str, list[bytes], threading.Event],
+    monkeypatch: pytest.MonkeyPatch,
+    max_origins: int,
 ) -> None:
     """With the package's exporter, spans are encoded when they end and only bytes wait
     in the queue; what arrives decodes to what encoding the same spans as a batch gives
-    (two tracers: grouped per scope), and an unencodable span is counted, never raised."""
+    (two tracers: grouped per scope), and an unencodable span is counted, never raised.
+    Also past the table of numbered (resource, scope) pairs (``max_origins`` 1)."""
+    monkeypatch.setattr(exporters_mod, "_MAX_ORIGINS", max_origins)
     url, bodies, _ = receiver
     url = url.replace("/v1/logs", "/v1/traces")
     memory: list[ReadableSpan] = []
@@ -409,6 +416,20 @@ def test_spans_encoded_as_they_end_are_the_batch_encoders_request(
     got = trace_service_pb2.ExportTraceServiceRequest.FromString(b"".join(bodies))
     assert MessageToDict(got) == MessageToDict(expected)
     assert len(got.resource_spans[0].scope_spans) == 2 and rejected == [1]
+
+
+def test_a_queued_span_holds_nothing_the_cyclic_gc_tracks() -> None:
+    """A span waiting for its batch is (origin number, bytes): after one young collection
+    the GC no longer tracks it, so a full queue adds nothing to the promotions that make
+    the slow full collections (tens of ms holding the GIL) come sooner."""
+    exporter = HapaSpanExporter(OtlpHttpClient("http://127.0.0.1:9/v1/traces"))
+    provider = TracerProvider(resource=RESOURCE, shutdown_on_exit=False)
+    with provider.get_tracer("a", "1.0").start_as_current_span("s") as span:
+        pass
+    items = [exporter.encode_one(span) for _ in range(3)]  # type: ignore[arg-type]
+    gc.collect(0)
+    assert [gc.is_tracked(item) for item in items] == [False] * 3
+    assert items[0][0] == items[2][0] == 0  # one origin, one number
 
 
 def test_force_flush_gives_up_at_its_deadline_while_an_export_hangs(
