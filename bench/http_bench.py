@@ -180,6 +180,15 @@ VARIANTS: dict[str, Variant] = {
         Variant("hapa-switch", "as hapa-full with sys.setswitchinterval(0.0005)",
                 MAIN_PY, "hapa_switch:app", sink="live", env=_hapa_env(),
                 metrics_path="/metrics", hapa=True),
+        Variant("hapa-gcfreeze", "as hapa-full with HAPA_GC_FREEZE=true (gc.freeze() once "
+                "the server started: full collections skip the start-up heap)",
+                MAIN_PY, "hapa:app", sink="live", env=_hapa_env(HAPA_GC_FREEZE="true"),
+                metrics_path="/metrics", hapa=True),
+        Variant("hapa-sampled-gcfreeze", "as hapa-sampled with HAPA_GC_FREEZE=true",
+                MAIN_PY, "hapa:app", sink="live",
+                env=_hapa_env(OTEL_TRACES_SAMPLER="parentbased_traceidratio",
+                              OTEL_TRACES_SAMPLER_ARG="0.1", HAPA_GC_FREEZE="true"),
+                metrics_path="/metrics", hapa=True),
         Variant("hapa-contrib", "as hapa-full, but contrib's OpenTelemetryMiddleware owns the "
                 "server span instead of FastAPI's native telemetry",
                 MAIN_PY, "hapa_contrib:app", sink="live", env=_hapa_env(),

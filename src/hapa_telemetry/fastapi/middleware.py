@@ -24,7 +24,7 @@ from opentelemetry import trace
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import hapa_telemetry.fastapi.server_span as server_span_mod
-from hapa_telemetry import context, names, runtime
+from hapa_telemetry import context, gcfreeze, names, runtime
 from hapa_telemetry.fastapi.headers import ExcludedUrls, HeaderCapture
 from hapa_telemetry.instruments import UNMATCHED_ENDPOINT, fold_method
 from hapa_telemetry.logs.pipeline import (
@@ -159,6 +159,11 @@ class TelemetryMiddleware:
         listener decide from the port the server really listens on."""
         self._server_seen = True
         t = runtime.current()
+        if t is not None and t.settings.gc_freeze:
+            try:
+                gcfreeze.freeze_startup_heap()
+            except Exception as exc:
+                _report("gc freeze", exc)
         listener = getattr(t, "metrics_listener", None)
         if listener is not None:
             try:

@@ -246,6 +246,8 @@ class Settings:
     blrp_schedule_delay_ms: int = _setting(
         1000, "OTEL_BLRP_SCHEDULE_DELAY", kind=Int(1)
     )
+    # gc.freeze() once the server started: full collections skip the start-up heap
+    gc_freeze: bool = _setting(False, "HAPA_GC_FREEZE", kind=Bool())
     # -- not settings: what load() found worth saying once at start-up --------------------
     notices: tuple[str, ...] = field(default=(), compare=False, repr=False)
 
