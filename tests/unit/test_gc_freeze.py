@@ -45,8 +45,10 @@ def test_the_startup_heap_is_frozen_when_asked(tmp_path: Path) -> None:
     _serve(tmp_path, gc_freeze=True)
     frozen = gc.get_freeze_count()
     assert frozen > 1000  # FastAPI, pydantic and the SDK alone are tens of thousands
+    made_after = [[i] for i in range(10_000)]  # tracked objects made after the start
     assert gcfreeze.freeze_startup_heap() is False
-    assert gc.get_freeze_count() == frozen
+    # not frozen again (frozen objects may still be freed, so the count can only drop)
+    assert gc.get_freeze_count() < frozen + len(made_after)
     reset()
     assert gc.get_freeze_count() == 0
 
