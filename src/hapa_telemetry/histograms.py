@@ -22,6 +22,7 @@ is not as expected.
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 import time
@@ -53,6 +54,7 @@ MAX_SERIES = 2000
 _OVERFLOW_KEY = ("otel.metric.overflow",)
 _OVERFLOW_ATTRS: Mapping[str, Any] = {"otel.metric.overflow": True}
 
+_logger = logging.getLogger("hapa_telemetry")
 _Exemplar = tuple[float, int, int | None, int | None]  # value, time ns, span id, trace id
 
 
@@ -110,6 +112,11 @@ class BucketHistogram:
         carries (default: the current span); negative and NaN values are dropped."""
         if not value >= 0:  # also NaN
             self.refused += 1
+            if self.refused == 1:  # the SDK warns on every one; once is enough
+                _logger.warning(
+                    "%s: dropped %r (a duration must be a non-negative number; "
+                    "further ones are only counted)", self.name, value,
+                )
             return
         index = bisect_left(self.boundaries, value)
         with self._lock:

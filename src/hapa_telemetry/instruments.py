@@ -145,7 +145,6 @@ def _histogram(
     description = _DESCRIPTION[name]
     if histograms is None:
         return _SdkRecorder(meter.create_histogram(name, unit="s", description=description))
-    histograms.scope = InstrumentationScope(meter.name, meter.version)
     return histograms.histogram(name, description, "s", boundaries)
 
 
@@ -178,7 +177,10 @@ class Instruments:
             description=_DESCRIPTION[names.API_REQUESTS_TOTAL],
         )
         # The two histograms: aggregated by the package for every reader when the
-        # providers could arrange it (histograms.py), else SDK instruments.
+        # providers could arrange it (histograms.py, reported under this meter's
+        # scope), else SDK instruments.
+        if histograms is not None:
+            histograms.scope = InstrumentationScope(meter.name, meter.version)
         self._duration: _Recorder = _histogram(
             meter, histograms, names.API_REQUEST_DURATION_SECONDS,
             names.REQUEST_DURATION_BUCKETS,

@@ -4,6 +4,7 @@ serve fall back to the SDK instrument."""
 
 from __future__ import annotations
 
+import logging
 import math
 from pathlib import Path
 from typing import Any
@@ -98,11 +99,19 @@ def test_same_counts_sum_buckets_min_max_as_the_sdk() -> None:
     assert dict(ours.attributes or {}) == dict(sdk.attributes or {})
 
 
-def test_negative_and_nan_values_are_dropped_like_the_sdk_drops_them() -> None:
-    """A negative or NaN duration is not counted (and does not poison sum or max)."""
+def test_negative_and_nan_values_are_dropped_like_the_sdk_drops_them(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A negative or NaN duration is not counted (and does not poison sum or max); the
+    first one is reported with a warning, the others only counted."""
     h = BucketHistogram("h", "d", "s", [1.0])
-    for v in (0.5, -1.0, float("nan"), 2.0):
-        h.record(v, "k", {})
+    with caplog.at_level(logging.WARNING, logger="hapa_telemetry"):
+        for v in (0.5, -1.0, float("nan"), 2.0):
+            h.record(v, "k", {})
+    assert [r.getMessage() for r in caplog.records if "dropped" in r.getMessage()] == [
+        "h: dropped -1.0 (a duration must be a non-negative number; further ones are "
+        "only counted)"
+    ]
     metric = h.metric(0, 1)
     assert metric is not None
     (point,) = metric.data.data_points
